@@ -1,0 +1,149 @@
+"""API keys: generated once, stored as SHA-256 hashes, with per-key limits and budgets."""
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import select
+
+from temper.errors import Conflict, InvalidRequest, NotFound
+from temper.ids import new_id
+from temper.store.db import bump_revision, session
+from temper.store.tables import DEFAULT_WORKSPACE, ApiKey, utcnow
+
+KEY_PREFIX = "sk-temper-"
+ADMIN_KEY_ID = "key_admin"
+
+
+@dataclass
+class KeyInfo:
+    id: str
+    workspace_id: str
+    name: str
+    prefix: str
+    is_admin: bool = False
+    allowed_models: list[str] | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+    token_budget: int | None = None
+    tokens_used: int = 0
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+    created_at: datetime | None = None
+
+    def as_dict(self) -> dict:
+        d = dict(self.__dict__)
+        for k in ("expires_at", "revoked_at", "created_at"):
+            d[k] = d[k].isoformat() if d[k] else None
+        return d
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _aware(t: datetime | None) -> datetime | None:
+    return t.replace(tzinfo=timezone.utc) if t is not None and t.tzinfo is None else t
+
+
+def _info(row: ApiKey) -> KeyInfo:
+    return KeyInfo(id=row.id, workspace_id=row.workspace_id, name=row.name, prefix=row.prefix,
+                   is_admin=row.is_admin, allowed_models=row.allowed_models, rpm=row.rpm, tpm=row.tpm,
+                   token_budget=row.token_budget, tokens_used=row.tokens_used,
+                   expires_at=_aware(row.expires_at), revoked_at=_aware(row.revoked_at),
+                   created_at=_aware(row.created_at))
+
+
+def _positive(name: str, value: int | None) -> None:
+    if value is not None and value <= 0:
+        raise InvalidRequest(f"{name} must be a positive integer", param=name)
+
+
+def create_key(db: str, *, name: str = "", workspace_id: str = DEFAULT_WORKSPACE,
+               allowed_models: list[str] | None = None, rpm: int | None = None, tpm: int | None = None,
+               token_budget: int | None = None, expires_at: datetime | None = None,
+               secret: str | None = None) -> tuple[KeyInfo, str]:
+    """Create a key; returns its info and the plaintext, which is never stored or shown again.
+
+    ``secret`` imports an existing key (e.g. when moving clients over from another gateway)."""
+    if secret is not None and (len(secret) < 16 or not secret.isprintable() or " " in secret):
+        raise InvalidRequest("an imported key must be at least 16 printable characters without spaces",
+                             param="key")
+    for field, value in (("rpm", rpm), ("tpm", tpm), ("token_budget", token_budget)):
+        _positive(field, value)
+    if expires_at is not None:
+        expires_at = _aware(expires_at)
+        if expires_at <= utcnow():
+            raise InvalidRequest("expires_at must be in the future", param="expires_at")
+    plain = secret or KEY_PREFIX + secrets.token_urlsafe(32)
+    with session(db) as s:
+        if s.scalar(select(ApiKey.id).where(ApiKey.key_hash == hash_key(plain))) is not None:
+            raise Conflict("that key already exists", param="key")
+    row = ApiKey(id=new_id("key"), workspace_id=workspace_id, name=name, key_hash=hash_key(plain),
+                 prefix=plain[:14], allowed_models=allowed_models or None, rpm=rpm, tpm=tpm,
+                 token_budget=token_budget, tokens_used=0, expires_at=expires_at, created_at=utcnow())
+    with session(db) as s:
+        s.add(row)
+        bump_revision(s, "keys")
+    return _info(row), plain
+
+
+def list_keys(db: str, workspace_id: str | None = None, include_revoked: bool = True) -> list[KeyInfo]:
+    with session(db) as s:
+        q = select(ApiKey).order_by(ApiKey.created_at)
+        if workspace_id:
+            q = q.where(ApiKey.workspace_id == workspace_id)
+        if not include_revoked:
+            q = q.where(ApiKey.revoked_at.is_(None))
+        return [_info(r) for r in s.scalars(q)]
+
+
+def get_key(db: str, key_id: str) -> KeyInfo:
+    with session(db) as s:
+        row = s.get(ApiKey, key_id)
+        if row is None:
+            raise NotFound(f"API key {key_id!r} not found", param="key_id")
+        return _info(row)
+
+
+def revoke_key(db: str, key_id: str) -> KeyInfo:
+    with session(db) as s:
+        row = s.get(ApiKey, key_id)
+        if row is None:
+            raise NotFound(f"API key {key_id!r} not found", param="key_id")
+        if row.revoked_at is None:
+            row.revoked_at = utcnow()
+            bump_revision(s, "keys")
+        return _info(row)
+
+
+def active_keys_by_hash(db: str) -> dict[str, KeyInfo]:
+    """Every non-revoked key, by hash: the server's in-memory key ring."""
+    with session(db) as s:
+        rows = s.scalars(select(ApiKey).where(ApiKey.revoked_at.is_(None)))
+        return {r.key_hash: _info(r) for r in rows}
+
+
+def ensure_admin_key(home: Path, configured: str | None) -> tuple[str, bool]:
+    """The admin key: ``TEMPER_ADMIN_KEY`` if set, else ``home/admin_key`` (created, mode 0600, on first use).
+
+    Returns ``(key, created_now)`` so the caller can print a new key exactly once.
+    """
+    if configured:
+        return configured, False
+    path = home / "admin_key"
+    if path.exists():
+        return path.read_text().strip(), False
+    key = KEY_PREFIX + "admin-" + secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key + "\n")
+    return key, True
+
+
+def admin_info() -> KeyInfo:
+    return KeyInfo(id=ADMIN_KEY_ID, workspace_id=DEFAULT_WORKSPACE, name="admin", prefix="admin", is_admin=True)

@@ -1,0 +1,64 @@
+"""``temper chat MODEL PROMPT``: streams an answer from a running server."""
+from __future__ import annotations
+
+import os
+
+import httpx
+import orjson
+import typer
+
+from temper.cli.common import clean_errors, console, err
+from temper.config import get_settings
+
+
+def _key() -> str:
+    s = get_settings()
+    if key := os.environ.get("TEMPER_API_KEY") or s.admin_key:
+        return key
+    path = s.home_dir / "admin_key"
+    if path.exists():
+        return path.read_text().strip()
+    raise typer.BadParameter("no key: set TEMPER_API_KEY or start the server once to create the admin key")
+
+
+@clean_errors
+def chat(model: str, prompt: str,
+         system: str = typer.Option(None, help="A system message."),
+         max_tokens: int = typer.Option(256, help="Maximum tokens to generate."),
+         temperature: float = typer.Option(None, help="Sampling temperature."),
+         url: str = typer.Option(None, help="Server base URL (default http://TEMPER_HOST:TEMPER_PORT).")) -> None:
+    """Send one message and stream the answer."""
+    s = get_settings()
+    base = (url or f"http://{s.host}:{s.port}").rstrip("/")
+    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+    body = {"model": model, "messages": messages, "max_tokens": max_tokens, "stream": True,
+            "stream_options": {"include_usage": True}}
+    if temperature is not None:
+        body["temperature"] = temperature
+    usage = None
+    try:
+        with httpx.stream("POST", f"{base}/v1/chat/completions", json=body, timeout=600,
+                          headers={"Authorization": f"Bearer {_key()}"}) as r:
+            if r.status_code != 200:
+                r.read()
+                msg = r.json().get("error", {}).get("message", r.text) if r.headers.get(
+                    "content-type", "").startswith("application/json") else r.text
+                err.print(f"[red]error {r.status_code}:[/red] {msg}")
+                raise typer.Exit(1)
+            for line in r.iter_lines():
+                if not line.startswith("data: ") or line == "data: [DONE]":
+                    continue
+                ev = orjson.loads(line[6:])
+                if "error" in ev:
+                    err.print(f"\n[red]error:[/red] {ev['error'].get('message')}")
+                    raise typer.Exit(1)
+                for ch in ev.get("choices") or ():
+                    console.print((ch.get("delta") or {}).get("content") or "", end="", highlight=False,
+                                  markup=False)
+                usage = ev.get("usage") or usage
+    except httpx.ConnectError:
+        err.print(f"[red]error:[/red] no server at {base}; start one with `temper serve`")
+        raise typer.Exit(1) from None
+    console.print()
+    if usage:
+        err.print(f"[dim]{usage['prompt_tokens']} prompt + {usage['completion_tokens']} completion tokens[/dim]")

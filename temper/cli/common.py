@@ -1,0 +1,43 @@
+"""What every CLI command shares: settings, a migrated database, clean error output."""
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from sqlalchemy.exc import SQLAlchemyError
+
+from temper.config import Settings, get_settings
+from temper.errors import TemperError
+from temper.store.db import migrate
+
+console = Console()
+err = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def ready() -> Settings:
+    """Settings with the schema migrated (commands work whether or not a server runs)."""
+    s = get_settings()
+    migrate(s.db_url)
+    return s
+
+
+def clean_errors(fn: F) -> F:
+    """Turn expected failures into one red line and exit code 1, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except TemperError as e:
+            err.print(f"[red]error:[/red] {e.message}")
+        except SQLAlchemyError as e:
+            err.print(f"[red]database error:[/red] {e.__class__.__name__}: {str(e).splitlines()[0]}")
+        except OSError as e:
+            err.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(1)
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,22 @@
+"""The ``temper`` command."""
+from __future__ import annotations
+
+import typer
+
+from temper.cli import chat, keys, models, serve, usage
+
+app = typer.Typer(help="Temper: a self-hosted model studio.", no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False)
+app.command("serve")(serve.serve)
+app.command("chat")(chat.chat)
+app.command("usage")(usage.usage)
+app.add_typer(models.app, name="models", help="The model plaza: list, add, show and remove models.")
+app.add_typer(keys.app, name="keys", help="API keys: create, list and revoke.")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,24 @@
+"""``temper serve``."""
+from __future__ import annotations
+
+import typer
+import uvicorn
+
+from temper.cli.common import clean_errors, console
+from temper.config import get_settings
+from temper.server.app import create_app
+
+
+@clean_errors
+def serve(host: str = typer.Option(None, help="Bind address (TEMPER_HOST, default 127.0.0.1)."),
+          port: int = typer.Option(None, help="Port (TEMPER_PORT, default 8600).")) -> None:
+    """Start the server: OpenAI-compatible API under /v1, management API under /api/v1."""
+    s = get_settings()
+    host, port = host or s.host, port or s.port
+    app = create_app(s)
+    rt = app.runtime
+    if rt.admin_key_created:
+        console.print(f"[bold]Admin key (shown once, saved to {s.home_dir / 'admin_key'}):[/bold] {rt.admin_key}", soft_wrap=True)
+    console.print(f"Temper on http://{host}:{port}  (OpenAI base_url http://{host}:{port}/v1, data in {s.home_dir})", soft_wrap=True)
+    uvicorn.run(app, host=host, port=port, loop="uvloop", http="httptools", lifespan="on",
+                log_level=s.log_level, access_log=False, timeout_keep_alive=30)

@@ -1,0 +1,42 @@
+"""Settings: every one has a ``TEMPER_*`` environment variable and a default."""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TEMPER_", extra="ignore")
+
+    home: Path = Field(default=Path("~/.temper"), description="Data directory (database, keys, caches).")
+    host: str = Field(default="127.0.0.1", description="Address the server binds.")
+    port: int = Field(default=8600, description="Port the server listens on.")
+    admin_key: str | None = Field(default=None, description="Admin key; generated on first start if unset.")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in home.")
+    log_level: str = Field(default="info", description="Server log level.")
+    catalog_poll_s: float = Field(default=1.0, description="How often the server picks up catalogue/key changes.")
+    usage_flush_s: float = Field(default=0.5, description="Max delay before usage records are written.")
+    upstream_connect_timeout_s: float = Field(default=5.0, description="Connect timeout to remote upstreams.")
+    local_threads: int = Field(default=0, description="Threads for local models (0: all cores, at most 4).")
+
+    @property
+    def home_dir(self) -> Path:
+        return self.home.expanduser()
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home_dir / 'temper.db'}"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home_dir / "cache"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    s = Settings()
+    s.home_dir.mkdir(parents=True, exist_ok=True)
+    return s

@@ -1,0 +1,88 @@
+"""Errors that every surface renders in the OpenAI error shape.
+
+Capability code raises these; the HTTP surfaces turn them into
+``{"error": {"message", "type", "param", "code"}}`` with ``status``,
+and the CLI prints ``message`` without a traceback.
+"""
+from __future__ import annotations
+
+
+class TemperError(Exception):
+    status = 400
+    type = "invalid_request_error"
+    code: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None,
+                 status: int | None = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+        self.headers = headers or {}
+
+    def body(self) -> dict:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+class InvalidRequest(TemperError):
+    """400: the request is malformed or a field has a wrong type or value."""
+
+
+class AuthenticationError(TemperError):
+    status = 401
+    type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class PermissionDenied(TemperError):
+    status = 403
+    type = "permission_error"
+    code = "model_not_allowed"
+
+
+class NotFound(TemperError):
+    status = 404
+    code = "not_found"
+
+
+class ModelNotFound(NotFound):
+    code = "model_not_found"
+
+
+class Conflict(TemperError):
+    status = 409
+    code = "conflict"
+
+
+class RateLimited(TemperError):
+    status = 429
+    type = "rate_limit_error"  # OpenAI uses "requests"/"tokens"; code carries the reason
+    code = "rate_limit_exceeded"
+
+
+class QuotaExceeded(TemperError):
+    status = 429
+    type = "insufficient_quota"
+    code = "insufficient_quota"
+
+
+class UpstreamError(TemperError):
+    """502: an upstream failed or answered with a server error."""
+
+    status = 502
+    type = "api_error"
+    code = "upstream_error"
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+    code = "upstream_timeout"
+
+
+class Unsupported(InvalidRequest):
+    """400: the backend cannot honour a requested feature (e.g. strict schemas)."""
+
+    code = "unsupported_parameter"

@@ -1,0 +1,21 @@
+"""Plugin hooks (pluggy). Built-ins implement them exactly like third-party plugins do."""
+from __future__ import annotations
+
+import pluggy
+
+from temper.config import Settings
+from temper.models.catalog import ModelEntry
+from temper.models.provider import Provider
+
+hookspec = pluggy.HookspecMarker("temper")
+hookimpl = pluggy.HookimplMarker("temper")
+
+
+@hookspec
+def register_providers(settings: Settings) -> list[Provider]:  # type: ignore[empty-body]
+    """Return provider instances; each ``name`` must be unique across plugins."""
+
+
+@hookspec
+def register_models(settings: Settings) -> list[ModelEntry]:  # type: ignore[empty-body]
+    """Return built-in catalogue entries; ids must be unique across plugins."""

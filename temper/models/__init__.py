@@ -1,0 +1,1 @@
+"""The model plaza: catalogue, providers, routing and metering."""

@@ -1,0 +1,205 @@
+"""Usage metering (batched, off the hot path, never dropped) and per-key rate limits and budgets."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Protocol
+
+from sqlalchemy import case, func, insert, select, update
+
+from temper.auth.keys import ADMIN_KEY_ID, KeyInfo
+from temper.errors import QuotaExceeded, RateLimited
+from temper.store.db import session
+from temper.store.tables import ApiKey, UsageRecord
+
+log = logging.getLogger("temper.metering")
+
+
+class UsageWriter:
+    """Buffers usage rows and writes them in one transaction per flush.
+
+    ``record`` is a list append (no I/O on the request path). A flush that fails keeps its rows and is
+    retried, and ``close`` flushes what is left, so a record is never lost while the process lives.
+    """
+
+    def __init__(self, db: str, interval_s: float = 0.5) -> None:
+        self.db = db
+        self.interval_s = interval_s
+        self.pending: list[dict] = []
+        self.lock = threading.Lock()  # one flush at a time (the loop task vs. close)
+        self._task: asyncio.Task | None = None
+
+    def record(self, row: dict) -> None:
+        self.pending.append(row)
+
+    def flush(self) -> int:
+        with self.lock:
+            rows, self.pending = self.pending, []
+            if not rows:
+                return 0
+            try:
+                self._write(rows)
+            except Exception:
+                self.pending[:0] = rows
+                raise
+            return len(rows)
+
+    def _write(self, rows: list[dict]) -> None:
+        spent: dict[str, int] = {}
+        for r in rows:
+            if r.get("key_id") and r["key_id"] != ADMIN_KEY_ID:
+                spent[r["key_id"]] = spent.get(r["key_id"], 0) + r["prompt_tokens"] + r["completion_tokens"]
+        with session(self.db) as s:
+            s.execute(insert(UsageRecord), rows)
+            for key_id, n in spent.items():
+                if n:
+                    s.execute(update(ApiKey).where(ApiKey.id == key_id).values(tokens_used=ApiKey.tokens_used + n))
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.interval_s)
+            if self.pending:
+                try:
+                    await loop.run_in_executor(None, self.flush)
+                except Exception:  # noqa: BLE001 - keep the rows, retry next tick
+                    log.exception("writing usage failed; will retry")
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self.run())
+
+    async def close(self) -> None:
+        if self._task:
+            self._task.cancel()
+        await asyncio.get_running_loop().run_in_executor(None, self.flush)
+
+
+class LimitStore(Protocol):
+    """Where rate-limit state lives: in memory for one process; Redis for several replicas."""
+
+    def take(self, bucket: str, capacity: float, per_s: float, amount: float, now: float) -> tuple[float, float]:
+        """Consume ``amount`` if at least 1 is left; return (level after, seconds until 1 is available)."""
+        ...
+
+    def charge(self, bucket: str, capacity: float, per_s: float, amount: float, now: float) -> None:
+        """Consume ``amount`` unconditionally (the level may go negative)."""
+        ...
+
+
+class MemoryLimitStore:
+    """Token buckets in a dict: capacity = the per-minute limit, refilled continuously."""
+
+    def __init__(self) -> None:
+        self.buckets: dict[str, tuple[float, float]] = {}  # name -> (level, at)
+
+    def _level(self, bucket: str, capacity: float, per_s: float, now: float) -> float:
+        level, at = self.buckets.get(bucket, (capacity, now))
+        return min(capacity, level + (now - at) * per_s)
+
+    def take(self, bucket: str, capacity: float, per_s: float, amount: float, now: float) -> tuple[float, float]:
+        level = self._level(bucket, capacity, per_s, now)
+        if level < 1:
+            self.buckets[bucket] = (level, now)
+            return level, (1 - level) / per_s
+        level -= amount
+        self.buckets[bucket] = (level, now)
+        return level, 0.0
+
+    def charge(self, bucket: str, capacity: float, per_s: float, amount: float, now: float) -> None:
+        self.buckets[bucket] = (self._level(bucket, capacity, per_s, now) - amount, now)
+
+
+def _reset(seconds: float) -> str:
+    return f"{max(seconds, 0):.3f}s"
+
+
+@dataclass
+class Limits:
+    store: LimitStore
+
+    def admit(self, key: KeyInfo, spent: int) -> list[tuple[bytes, bytes]]:
+        """Check expiry-independent limits before a request; returns the ``x-ratelimit-*`` headers."""
+        if key.token_budget is not None and spent >= key.token_budget:
+            raise QuotaExceeded(f"API key {key.prefix}… has used its token budget ({key.token_budget} tokens).",
+                                headers={"x-should-retry": "false"})
+        headers: list[tuple[bytes, bytes]] = []
+        now = time.monotonic()
+        if key.rpm:
+            level, wait = self.store.take("r:" + key.id, key.rpm, key.rpm / 60, 1, now)
+            if wait:
+                raise RateLimited(f"Rate limit reached for requests: limit {key.rpm} per minute. "
+                                  f"Please try again in {wait:.2f}s.",
+                                  headers={"retry-after": str(max(1, math.ceil(wait))),
+                                           "x-ratelimit-limit-requests": str(key.rpm),
+                                           "x-ratelimit-remaining-requests": "0",
+                                           "x-ratelimit-reset-requests": _reset(wait)})
+            headers += [(b"x-ratelimit-limit-requests", str(key.rpm).encode()),
+                        (b"x-ratelimit-remaining-requests", str(max(0, int(level))).encode()),
+                        (b"x-ratelimit-reset-requests", _reset((key.rpm - level) * 60 / key.rpm).encode())]
+        if key.tpm:
+            level, wait = self.store.take("t:" + key.id, key.tpm, key.tpm / 60, 0, now)
+            if wait:
+                raise RateLimited(f"Rate limit reached for tokens: limit {key.tpm} per minute. "
+                                  f"Please try again in {wait:.2f}s.",
+                                  headers={"retry-after": str(max(1, math.ceil(wait))),
+                                           "x-ratelimit-limit-tokens": str(key.tpm),
+                                           "x-ratelimit-remaining-tokens": "0",
+                                           "x-ratelimit-reset-tokens": _reset(wait)})
+            headers += [(b"x-ratelimit-limit-tokens", str(key.tpm).encode()),
+                        (b"x-ratelimit-remaining-tokens", str(max(0, int(level))).encode()),
+                        (b"x-ratelimit-reset-tokens", _reset((key.tpm - level) * 60 / key.tpm).encode())]
+        return headers
+
+    def charge_tokens(self, key: KeyInfo, tokens: int) -> None:
+        if key.tpm and tokens:
+            self.store.charge("t:" + key.id, key.tpm, key.tpm / 60, tokens, time.monotonic())
+
+
+def usage_summary(db: str, *, group_by: str = "key", since: datetime | None = None,
+                  workspace_id: str | None = None) -> list[dict]:
+    """Totals per key, model or day: requests, errors, tokens, cost, mean and max latency."""
+    columns = {"key": UsageRecord.key_id, "model": UsageRecord.model,
+               "day": func.substr(func.cast(UsageRecord.created_at, type_=UsageRecord.model.type), 1, 10)}
+    group = columns[group_by]
+    q = select(group.label("group"), func.count().label("requests"),
+               func.sum(case((UsageRecord.status >= 400, 1), else_=0)).label("errors"),
+               func.sum(UsageRecord.prompt_tokens).label("prompt_tokens"),
+               func.sum(UsageRecord.completion_tokens).label("completion_tokens"),
+               func.sum(UsageRecord.cost).label("cost"),
+               func.avg(UsageRecord.latency_ms).label("avg_latency_ms"),
+               func.max(UsageRecord.latency_ms).label("max_latency_ms")).group_by(group).order_by(group)
+    if since is not None:
+        q = q.where(UsageRecord.created_at >= since)
+    if workspace_id:
+        q = q.where(UsageRecord.workspace_id == workspace_id)
+    with session(db) as s:
+        return [dict(r._mapping) | {"total_tokens": (r.prompt_tokens or 0) + (r.completion_tokens or 0)}
+                for r in s.execute(q)]
+
+
+def usage_records(db: str, *, limit: int = 100, after: int | None = None,
+                  key_id: str | None = None, model: str | None = None) -> list[dict]:
+    q = select(UsageRecord).order_by(UsageRecord.id.desc()).limit(limit)
+    if after is not None:
+        q = q.where(UsageRecord.id < after)
+    if key_id:
+        q = q.where(UsageRecord.key_id == key_id)
+    if model:
+        q = q.where(UsageRecord.model == model)
+    with session(db) as s:
+        return [{c: getattr(r, c) for c in UsageRecord.__table__.columns.keys()} for r in s.scalars(q)]
+
+
+def spent_by_key(db: str) -> dict[str, int]:
+    with session(db) as s:
+        return {k: v for k, v in s.execute(select(ApiKey.id, ApiKey.tokens_used))}
+
+
+def since_days(days: int) -> datetime:
+    return datetime.now(timezone.utc) - timedelta(days=days)
+

@@ -1,0 +1,290 @@
+"""Remote models behind any OpenAI-compatible endpoint (vendor clouds, vLLM, Ollama, another Temper).
+
+The hot path relays bytes: a pooled keep-alive HTTP/1.1 client on asyncio streams (a general-purpose
+client such as httpx costs about 1 ms of CPU per request, twice this gateway's whole budget). Request
+fields the gateway does not know are forwarded untouched; response bodies are relayed as received,
+so vendor extensions (``reasoning_content`` and the like) reach the client.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import orjson
+
+from temper.config import Settings
+from temper.errors import UpstreamError, UpstreamTimeout
+from temper.models.provider import Deployment, Operation, Reply, Usage
+
+PATHS: dict[str, bytes] = {"chat": b"/chat/completions", "completion": b"/completions",
+                           "embedding": b"/embeddings", "rerank": b"/rerank"}
+RETRYABLE = {408, 409, 429, 500, 502, 503, 504}
+
+
+@dataclass(frozen=True)
+class _Target:
+    host: str
+    port: int
+    tls: bool
+    prefix: bytes
+
+    @classmethod
+    def parse(cls, base_url: str) -> _Target:
+        u = urlsplit(base_url.rstrip("/"))
+        tls = u.scheme == "https"
+        return cls(u.hostname or "127.0.0.1", u.port or (443 if tls else 80), tls, u.path.encode())
+
+
+Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+class _Pool:
+    """Idle keep-alive connections to one host."""
+
+    def __init__(self, target: _Target, connect_timeout: float) -> None:
+        self.target = target
+        self.connect_timeout = connect_timeout
+        self.idle: list[Conn] = []
+
+    async def get(self) -> tuple[Conn, bool]:
+        """A connection and whether it was reused (a reused one may have been closed by the server)."""
+        while self.idle:
+            conn = self.idle.pop()
+            if not conn[1].is_closing() and not conn[0].at_eof():
+                return conn, True
+        t = self.target
+        ctx = ssl.create_default_context() if t.tls else None
+        try:
+            r, w = await asyncio.wait_for(
+                asyncio.open_connection(t.host, t.port, ssl=ctx, limit=1 << 22), self.connect_timeout)
+        except TimeoutError as e:
+            raise UpstreamTimeout(f"connecting to {t.host}:{t.port} timed out") from e
+        except OSError as e:
+            raise UpstreamError(f"cannot connect to {t.host}:{t.port}: {e.strerror or e}") from e
+        sock = w.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return (r, w), False
+
+    def put(self, conn: Conn) -> None:
+        if len(self.idle) < 512:
+            self.idle.append(conn)
+        else:
+            conn[1].close()
+
+    def close(self) -> None:
+        for _, w in self.idle:
+            w.close()
+        self.idle.clear()
+
+
+@dataclass
+class _Head:
+    status: int
+    chunked: bool
+    length: int | None
+    close: bool
+    content_type: bytes
+
+
+async def _read_head(r: asyncio.StreamReader) -> _Head:
+    line = await r.readline()
+    if not line:
+        raise ConnectionResetError("upstream closed the connection")
+    parts = line.split(None, 2)
+    status = int(parts[1])
+    chunked, length, close, ctype = False, None, False, b""
+    while True:
+        h = await r.readline()
+        if h in (b"\r\n", b"\n", b""):
+            break
+        k, _, v = h.partition(b":")
+        k = k.strip().lower()
+        v = v.strip()
+        if k == b"content-length":
+            length = int(v)
+        elif k == b"transfer-encoding":
+            chunked = b"chunked" in v.lower()
+        elif k == b"connection":
+            close = v.lower() == b"close"
+        elif k == b"content-type":
+            ctype = v
+    return _Head(status, chunked, length, close or parts[0] == b"HTTP/1.0", ctype)
+
+
+async def _read_body(r: asyncio.StreamReader, head: _Head) -> bytes:
+    if head.chunked:
+        out = bytearray()
+        async for piece in _chunks(r):
+            out += piece
+        return bytes(out)
+    if head.length is not None:
+        return await r.readexactly(head.length)
+    return await r.read()
+
+
+async def _chunks(r: asyncio.StreamReader) -> AsyncIterator[bytes]:
+    """Decode HTTP/1.1 chunked transfer encoding."""
+    while True:
+        size_line = await r.readline()
+        if not size_line:
+            raise ConnectionResetError("upstream closed mid-body")
+        size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
+        if size == 0:
+            while (await r.readline()) not in (b"\r\n", b"\n", b""):
+                pass  # trailers
+            return
+        data = await r.readexactly(size + 2)
+        yield data[:-2]
+
+
+def _usage(obj: dict | None) -> Usage | None:
+    if not obj:
+        return None
+    return Usage(int(obj.get("prompt_tokens") or 0), int(obj.get("completion_tokens") or 0))
+
+
+def _error_message(status: int, body: bytes) -> str:
+    try:
+        msg = orjson.loads(body)["error"]["message"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        msg = body[:200].decode(errors="replace")
+    return f"upstream answered {status}: {msg}"
+
+
+class OpenAICompatProvider:
+    name = "openai_compat"
+
+    def __init__(self, settings: Settings) -> None:
+        self.connect_timeout = settings.upstream_connect_timeout_s
+        self.pools: dict[str, _Pool] = {}
+
+    def _pool(self, base_url: str) -> _Pool:
+        pool = self.pools.get(base_url)
+        if pool is None:
+            pool = self.pools[base_url] = _Pool(_Target.parse(base_url), self.connect_timeout)
+        return pool
+
+    async def call(self, op: Operation, deployment: Deployment, req: dict, *, stream: bool) -> Reply:
+        if stream:
+            opts = req.get("stream_options")
+            if not (isinstance(opts, dict) and opts.get("include_usage")):
+                req["stream_options"] = {**(opts or {}), "include_usage": True}
+        payload = orjson.dumps(req)
+        pool = self._pool(deployment.base_url or "")
+        t = pool.target
+        key = os.environ.get(deployment.api_key_env, "") if deployment.api_key_env else ""
+        head_bytes = (b"POST " + t.prefix + PATHS[op] + b" HTTP/1.1\r\nHost: " + t.host.encode()
+                      + b"\r\nContent-Type: application/json\r\nAccept: "
+                      + (b"text/event-stream" if stream else b"application/json")
+                      + (b"\r\nAuthorization: Bearer " + key.encode() if key else b"")
+                      + b"\r\nContent-Length: " + str(len(payload)).encode() + b"\r\n\r\n")
+        for attempt in (0, 1):
+            conn, reused = await pool.get()
+            r, w = conn
+            try:
+                w.write(head_bytes + payload)
+                async with asyncio.timeout(deployment.timeout_s):
+                    head = await _read_head(r)
+                break
+            except TimeoutError as e:
+                w.close()
+                raise UpstreamTimeout(f"{t.host}:{t.port} did not answer within {deployment.timeout_s:g} s") from e
+            except (ConnectionError, asyncio.IncompleteReadError, ValueError, IndexError, OSError) as e:
+                w.close()
+                if reused and attempt == 0:
+                    continue  # the server closed an idle keep-alive connection: one fresh try
+                raise UpstreamError(f"upstream {t.host}:{t.port} failed: {e}") from e
+        if head.status >= 300 or not stream or not head.content_type.startswith(b"text/event-stream"):
+            return await self._whole(pool, conn, head, deployment)
+        return self._stream(pool, conn, head, deployment.timeout_s)
+
+    async def _whole(self, pool: _Pool, conn: Conn, head: _Head, d: Deployment) -> Reply:
+        r, w = conn
+        try:
+            async with asyncio.timeout(d.timeout_s):
+                body = await _read_body(r, head)
+        except TimeoutError as e:
+            w.close()
+            raise UpstreamTimeout(f"upstream body not received within {d.timeout_s:g} s") from e
+        except (ConnectionError, asyncio.IncompleteReadError, ValueError) as e:
+            w.close()
+            raise UpstreamError(f"upstream failed mid-response: {e}") from e
+        if head.close:
+            w.close()
+        else:
+            pool.put(conn)
+        if head.status in RETRYABLE or head.status >= 500:
+            raise UpstreamError(_error_message(head.status, body), status=429 if head.status == 429 else 502,
+                                code="upstream_rate_limited" if head.status == 429 else None)
+        if head.status >= 300:  # the upstream's own client error, relayed as is
+            return Reply(body=body, status=head.status)
+        try:
+            usage = _usage(orjson.loads(body).get("usage"))
+        except (orjson.JSONDecodeError, AttributeError) as e:
+            raise UpstreamError("upstream answered with a body that is not JSON") from e
+        return Reply(body=body, usage=usage or Usage())
+
+    def _stream(self, pool: _Pool, conn: Conn, head: _Head, timeout: float) -> Reply:
+        reply = Reply(usage=Usage())
+        reply.events = self._events(pool, conn, head, timeout, reply)
+        return reply
+
+    async def _events(self, pool: _Pool, conn: Conn, head: _Head, timeout: float,
+                      reply: Reply) -> AsyncIterator[bytes]:
+        """Yield each SSE ``data:`` payload; the usage-only event is kept on the reply, not yielded."""
+        r, w = conn
+        source = _chunks(r) if head.chunked else _raw(r)
+        loop = asyncio.get_running_loop()
+        buf = b""
+        done = False
+        try:
+            async with asyncio.timeout(timeout) as deadline:  # cheaper than wait_for per chunk
+                async for data in source:
+                    deadline.reschedule(loop.time() + timeout)
+                    buf += data
+                    while (i := buf.find(b"\n\n")) >= 0:
+                        event, buf = buf[:i], buf[i + 2:]
+                        for line in event.split(b"\n"):
+                            if not line.startswith(b"data:"):
+                                continue  # comments, event names, ids
+                            payload = line[5:].strip()
+                            if payload == b"[DONE]":
+                                done = True
+                            elif b'"usage"' in payload:
+                                obj = orjson.loads(payload)
+                                if obj.get("usage"):
+                                    reply.usage = _usage(obj["usage"])
+                                    if not obj.get("choices"):
+                                        reply.usage_event = payload
+                                        continue
+                                yield payload
+                            else:
+                                yield payload
+        except TimeoutError as e:
+            w.close()
+            raise UpstreamTimeout(f"upstream stream stalled for {timeout:g} s") from e
+        except (ConnectionError, asyncio.IncompleteReadError, ValueError) as e:
+            w.close()
+            raise UpstreamError(f"upstream stream broke: {e}") from e
+        except BaseException:  # client went away (generator closed) or cancelled: drop the connection
+            w.close()
+            raise
+        if done and head.chunked and not head.close:
+            pool.put(conn)
+        else:
+            w.close()
+
+    async def aclose(self) -> None:
+        for pool in self.pools.values():
+            pool.close()
+
+
+async def _raw(r: asyncio.StreamReader) -> AsyncIterator[bytes]:
+    while data := await r.read(1 << 16):
+        yield data

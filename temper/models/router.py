@@ -1,0 +1,100 @@
+"""Routing: pick a deployment (weighted), retry with back-off, fall back to other models.
+
+Retries and fallbacks happen only before the first byte reaches the client: a provider raises
+UpstreamError before yielding anything when it cannot serve.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from temper.errors import InvalidRequest, ModelNotFound, UpstreamError
+from temper.models.catalog import Catalog, ModelEntry
+from temper.models.provider import Deployment, Operation, Provider, Reply
+
+log = logging.getLogger("temper.router")
+
+
+@dataclass
+class RetryPolicy:
+    retries: int = 2          # extra attempts per model after the first
+    backoff_s: float = 0.05   # first back-off; doubles, with jitter
+    max_backoff_s: float = 2.0
+
+
+@dataclass
+class Routed:
+    reply: Reply
+    entry: ModelEntry  # the model that answered (differs from the requested one after a fallback)
+
+
+def _order(deployments: list[Deployment], rng: random.Random) -> list[Deployment]:
+    """Deployments in weighted-random order: the first is the weighted pick, the rest are retry targets."""
+    if len(deployments) == 1:
+        return deployments
+    pool = list(deployments)
+    out = []
+    while pool:
+        d = rng.choices(pool, weights=[x.weight for x in pool])[0]
+        pool.remove(d)
+        out.append(d)
+    return out
+
+
+class Router:
+    def __init__(self, providers: dict[str, Provider], catalog: Callable[[], Catalog],
+                 policy: RetryPolicy | None = None, rng: random.Random | None = None) -> None:
+        self.providers = providers
+        self.catalog = catalog
+        self.policy = policy or RetryPolicy()
+        self.rng = rng or random.Random()
+
+    def provider(self, d: Deployment) -> Provider:
+        p = self.providers.get(d.provider)
+        if p is None:
+            raise UpstreamError(f"no provider named {d.provider!r} is installed")
+        return p
+
+    async def call(self, op: Operation, entry: ModelEntry, req: dict, *, stream: bool) -> Routed:
+        chain = [entry]
+        for name in entry.fallbacks:
+            try:
+                fb = self.catalog().resolve(name)
+            except ModelNotFound:
+                continue
+            if fb.modality == entry.modality:
+                chain.append(fb)
+        last: UpstreamError | None = None
+        for model in chain:
+            try:
+                return Routed(await self._call_model(op, model, req, stream), model)
+            except UpstreamError as e:
+                last = e
+                if model is not chain[-1]:
+                    log.warning("model %s failed (%s); falling back", model.id, e.message)
+        assert last is not None
+        raise last
+
+    async def _call_model(self, op: Operation, model: ModelEntry, req: dict, stream: bool) -> Reply:
+        order = _order(model.deployments, self.rng)
+        delay = self.policy.backoff_s
+        last: UpstreamError | None = None
+        for attempt in range(self.policy.retries + 1):
+            d = order[attempt % len(order)]
+            body = dict(req)
+            body["model"] = d.upstream_model or model.id
+            try:
+                return await self.provider(d).call(op, d, body, stream=stream)
+            except InvalidRequest:
+                raise
+            except UpstreamError as e:
+                last = e
+                log.warning("%s via %s failed (attempt %d): %s", model.id, d.describe(), attempt + 1, e.message)
+            if attempt < self.policy.retries:
+                await asyncio.sleep(min(delay, self.policy.max_backoff_s) * (0.5 + self.rng.random()))
+                delay *= 2
+        assert last is not None
+        raise last

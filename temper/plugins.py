@@ -1,0 +1,34 @@
+"""Load plugins explicitly: the built-ins, then the ``temper`` entry-point group. No import side effects."""
+from __future__ import annotations
+
+import pluggy
+
+from temper import hookspecs
+from temper.config import Settings
+from temper.models.catalog import ModelEntry
+from temper.models.provider import Provider
+
+
+def plugin_manager() -> pluggy.PluginManager:
+    from temper.models.providers import builtin
+
+    pm = pluggy.PluginManager("temper")
+    pm.add_hookspecs(hookspecs)
+    pm.register(builtin)
+    pm.load_setuptools_entrypoints("temper")
+    return pm
+
+
+def providers(pm: pluggy.PluginManager, settings: Settings) -> dict[str, Provider]:
+    """All providers by name; a duplicate name is a startup error, never a silent overwrite."""
+    out: dict[str, Provider] = {}
+    for batch in pm.hook.register_providers(settings=settings):
+        for p in batch:
+            if p.name in out:
+                raise RuntimeError(f"two plugins register the provider {p.name!r}")
+            out[p.name] = p
+    return out
+
+
+def builtin_models(pm: pluggy.PluginManager, settings: Settings) -> list[ModelEntry]:
+    return [e for batch in pm.hook.register_models(settings=settings) for e in batch]

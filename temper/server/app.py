@@ -1,0 +1,115 @@
+"""The server: ``/v1/...`` goes to the lean OpenAI gateway, everything else to the FastAPI management app."""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from temper import __version__
+from temper.config import Settings, get_settings
+from temper.errors import TemperError
+from temper.server.api import keys, models, usage
+from temper.server.openai.gateway import Gateway, Receive, Scope, Send
+from temper.server.runtime import Runtime
+
+log = logging.getLogger("temper.server")
+
+
+def _error(status: int, message: str, *, param: str | None = None, code: str | None = None,
+           etype: str = "invalid_request_error", headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": etype, "param": param, "code": code}},
+                        status_code=status, headers=headers)
+
+
+def management_app(rt: Runtime) -> FastAPI:
+    app = FastAPI(title="Temper", version=__version__, description=(
+        "Management API of Temper. The OpenAI-compatible API lives under /v1 (see docs/api.md)."))
+    app.state.runtime = rt
+
+    @app.exception_handler(TemperError)
+    async def temper_error(_: Request, e: TemperError) -> JSONResponse:
+        return JSONResponse(e.body(), status_code=e.status, headers=e.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, e: RequestValidationError) -> JSONResponse:
+        first = e.errors()[0] if e.errors() else {}
+        loc = [str(x) for x in first.get("loc", ()) if x not in ("body", "query", "path")]
+        param = ".".join(loc) or None
+        return _error(400, f"Invalid '{param}': {first.get('msg', 'invalid request')}." if param
+                      else str(first.get("msg", "invalid request")), param=param, code="invalid_value")
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, e: HTTPException) -> JSONResponse:
+        code = {404: "unknown_url", 405: "method_not_allowed"}.get(e.status_code)
+        return _error(e.status_code, str(e.detail), code=code)
+
+    @app.exception_handler(Exception)
+    async def crash(_: Request, e: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return _error(500, "The server had an error while processing your request.", etype="server_error")
+
+    @app.get("/health", tags=["health"])
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "version": __version__, "models": len(rt.catalog.entries)}
+
+    app.include_router(models.router)
+    app.include_router(keys.router)
+    app.include_router(usage.router)
+    return app
+
+
+def _with_request_id(send: Send) -> Send:
+    rid = ("req_" + os.urandom(12).hex()).encode()
+
+    async def wrapped(msg: dict) -> None:
+        if msg["type"] == "http.response.start":
+            msg["headers"] = [*msg.get("headers", ()), (b"x-request-id", rid)]
+        await send(msg)
+
+    return wrapped
+
+
+class TemperApp:
+    """The ASGI entry point; owns the lifespan (start/stop of the runtime)."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.runtime = Runtime(settings or get_settings())
+        self.gateway = Gateway(self.runtime)
+        self.management = management_app(self.runtime)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http" and scope["path"].startswith("/v1/"):
+            await self.gateway(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+        elif kind == "http":
+            await self.management(scope, receive, _with_request_id(send))
+        else:
+            await self.management(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            msg = await receive()
+            if msg["type"] == "lifespan.startup":
+                try:
+                    await self.runtime.start()
+                except Exception as e:  # noqa: BLE001 - reported to the server, which exits cleanly
+                    log.exception("startup failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(e)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif msg["type"] == "lifespan.shutdown":
+                await self.runtime.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def create_app(settings: Settings | None = None) -> TemperApp:
+    return TemperApp(settings)
+

@@ -1,0 +1,238 @@
+"""The OpenAI-compatible surface (``/v1/...``) as a lean ASGI app.
+
+One pipeline for every endpoint: authenticate → parse → resolve the model → validate → admit (limits,
+budget) → route → respond (JSON or SSE) → meter. No framework routing or pydantic models on this path:
+it is measured in microseconds of CPU per request (docs/performance.md).
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+
+from temper.auth.keys import KeyInfo
+from temper.errors import InvalidRequest, NotFound, PermissionDenied, TemperError
+from temper.models.catalog import ModelEntry
+from temper.models.provider import Operation, Reply
+from temper.server.openai import protocol
+from temper.server.runtime import Runtime
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict]]
+Send = Callable[[dict], Awaitable[None]]
+
+MAX_BODY = 32 * 1024 * 1024
+POST_ROUTES: dict[str, Operation] = {"/v1/chat/completions": "chat", "/v1/completions": "completion",
+                                     "/v1/embeddings": "embedding", "/v1/rerank": "rerank"}
+ENDPOINT_FOR = {"chat": "/v1/chat/completions", "completion": "/v1/completions", "embedding": "/v1/embeddings",
+                "rerank": "/v1/rerank"}
+JSON_CT = (b"content-type", b"application/json")
+SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
+               (b"x-accel-buffering", b"no")]
+CLIENT_CLOSED = 499
+
+
+class ClientGone(Exception):
+    """The client disconnected before the answer was complete."""
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for k, v in scope["headers"]:
+        if k == name:
+            return v
+    return None
+
+
+async def _read_body(receive: Receive) -> bytes:
+    msg = await receive()
+    body = msg.get("body", b"")
+    if not msg.get("more_body"):
+        return body
+    parts = [body]
+    size = len(body)
+    while msg.get("more_body"):
+        msg = await receive()
+        if msg["type"] == "http.disconnect":
+            raise ClientGone()
+        parts.append(msg.get("body", b""))
+        size += len(parts[-1])
+        if size > MAX_BODY:
+            raise TemperError(f"Request body exceeds {MAX_BODY // (1024 * 1024)} MiB.", status=413,
+                              code="request_too_large")
+    return b"".join(parts)
+
+
+async def send_json(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [JSON_CT, (b"content-length", str(len(body)).encode()), *headers]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def send_error(send: Send, e: TemperError, headers: list[tuple[bytes, bytes]]) -> None:
+    extra = [(k.encode(), v.encode()) for k, v in e.headers.items()]
+    await send_json(send, e.status, orjson.dumps(e.body()), headers + extra)
+
+
+class Gateway:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        rid = "req_" + os.urandom(12).hex()
+        headers = [(b"x-request-id", rid.encode())]
+        path = scope["path"].rstrip("/")
+        op = POST_ROUTES.get(path)
+        try:
+            if op is not None:
+                if scope["method"] != "POST":
+                    raise TemperError(f"Method {scope['method']} is not allowed on {path}; use POST.", status=405,
+                                      code="method_not_allowed")
+                await self.handle(op, scope, receive, send, rid, headers)
+            elif path == "/v1/models" or path.startswith("/v1/models/"):
+                self.rt.authenticate(_header(scope, b"authorization"))
+                await send_json(send, 200, self.models(path[len("/v1/models/"):]), headers)
+            else:
+                raise NotFound(f"Unknown request URL: {scope['method']} {scope['path']}.", code="unknown_url")
+        except TemperError as e:
+            await send_error(send, e, headers)
+
+    def models(self, model_id: str) -> bytes:
+        if model_id:
+            return orjson.dumps(self.rt.catalog.resolve(model_id).openai_object())
+        return orjson.dumps({"object": "list", "data": [e.openai_object() for e in self.rt.catalog.list()
+                                                        if e.status == "active"]})
+
+    def _resolve(self, key: KeyInfo, req: Any, op: Operation) -> ModelEntry:
+        if not isinstance(req, dict):
+            raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
+        name = req.get("model")
+        if not isinstance(name, str) or not name:
+            raise InvalidRequest("Missing required parameter: 'model'.", param="model",
+                                 code="missing_required_parameter")
+        entry = self.rt.catalog.resolve(name)
+        if key.allowed_models is not None and entry.id not in key.allowed_models \
+                and name not in key.allowed_models:
+            raise PermissionDenied(f"This API key is not allowed to use the model `{name}`.", param="model")
+        if entry.modality != op:
+            raise InvalidRequest(f"`{entry.id}` is a {entry.modality} model and is not supported on "
+                                 f"{ENDPOINT_FOR[op]}; use {ENDPOINT_FOR.get(entry.modality, 'another endpoint')}.",
+                                 param="model", code="model_not_supported")
+        return entry
+
+    async def handle(self, op: Operation, scope: Scope, receive: Receive, send: Send, rid: str,
+                     headers: list[tuple[bytes, bytes]]) -> None:
+        t0 = time.perf_counter()
+        rt = self.rt
+        key = rt.authenticate(_header(scope, b"authorization"))
+        record: dict[str, Any] = {"request_id": rid, "workspace_id": key.workspace_id, "key_id": key.id,
+                                  "app_id": (_header(scope, b"x-temper-app") or b"").decode() or None,
+                                  "model": "", "operation": op, "prompt_tokens": 0, "completion_tokens": 0,
+                                  "cost": 0.0, "ttft_ms": None, "status": 200, "error_code": None, "stream": False}
+        entry: ModelEntry | None = None
+        reply: Reply | None = None
+        task = asyncio.current_task()
+        watcher: asyncio.Task | None = None
+        try:
+            body = await _read_body(receive)
+            try:
+                req = orjson.loads(body)
+            except orjson.JSONDecodeError as e:
+                raise InvalidRequest(f"We could not parse the JSON body of your request: {e.msg} "
+                                     f"(line {e.lineno}, column {e.colno}).", code="invalid_json") from None
+            entry = self._resolve(key, req, op)
+            record["model"] = entry.id
+            stream = include_usage = False
+            if op == "chat":
+                stream, include_usage = protocol.check_chat(req, entry.context_length)
+            elif op == "completion":
+                stream, include_usage = protocol.check_completion(req, entry.context_length)
+            elif op == "embedding":
+                protocol.check_embedding(req)
+                if isinstance(req["input"], str):
+                    req["input"] = [req["input"]]
+            else:
+                protocol.check_rerank(req)
+            record["stream"] = stream
+            headers += rt.limits.admit(key, rt.spent.get(key.id, 0))
+            watcher = asyncio.ensure_future(receive())  # completes on client disconnect
+            watcher.add_done_callback(lambda w: None if w.cancelled() or task.done() else task.cancel())
+            routed = await rt.router.call(op, entry, req, stream=stream)
+            reply, entry = routed.reply, routed.entry
+            record["model"] = entry.id
+            headers.append((b"x-temper-model", entry.id.encode()))
+            if reply.events is None:
+                watcher.cancel()
+                record["status"] = reply.status
+                out = reply.body if reply.body is not None else orjson.dumps(reply.data)
+                await send_json(send, reply.status, out, headers)
+            else:
+                ttft = await self._stream(send, reply, headers, include_usage, watcher)
+                record["ttft_ms"] = (ttft - t0) * 1000 if ttft else None
+        except TemperError as e:
+            if watcher is not None:
+                watcher.cancel()
+            record["status"], record["error_code"] = e.status, e.code
+            if not record["stream"] or reply is None:
+                await send_error(send, e, headers)
+        except (asyncio.CancelledError, ClientGone):
+            if task is not None and watcher is not None and watcher.done() and not watcher.cancelled():
+                task.uncancel()  # our own cancellation on disconnect: finish metering, then return
+                record["status"], record["error_code"] = CLIENT_CLOSED, "client_closed"
+            else:
+                raise
+        finally:
+            self._meter(record, key, entry, reply, t0)
+
+    async def _stream(self, send: Send, reply: Reply, headers: list[tuple[bytes, bytes]], include_usage: bool,
+                      watcher: asyncio.Task) -> float | None:
+        """Relay events as SSE; returns perf_counter() of the first event (time to first token)."""
+        assert reply.events is not None
+        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + headers})
+        first: float | None = None
+        last: dict | None = None
+        dumps = orjson.dumps
+        try:
+            async for ev in reply.events:
+                if isinstance(ev, dict):
+                    last = ev
+                    ev = dumps(ev)
+                if first is None:
+                    first = time.perf_counter()
+                await send({"type": "http.response.body", "body": b"data: " + ev + b"\n\n", "more_body": True})
+        except TemperError as e:  # failed after the first byte: report it in the stream
+            watcher.cancel()
+            await send({"type": "http.response.body", "body": b"data: " + dumps(e.body()) + b"\n\n",
+                        "more_body": False})
+            raise
+        watcher.cancel()
+        tail = b""
+        if include_usage:
+            usage_event = reply.usage_event
+            if usage_event is None and last is not None:
+                usage_event = dumps({"id": last.get("id"), "object": last.get("object"), "created": last.get("created"),
+                                     "model": last.get("model"), "system_fingerprint": last.get("system_fingerprint"),
+                                     "choices": [], "usage": (reply.usage.as_dict() if reply.usage else None)})
+            if usage_event is not None:
+                tail = b"data: " + usage_event + b"\n\n"
+        await send({"type": "http.response.body", "body": tail + b"data: [DONE]\n\n", "more_body": False})
+        return reply.first_token_at or first
+
+    def _meter(self, record: dict, key: KeyInfo, entry: ModelEntry | None, reply: Reply | None, t0: float) -> None:
+        rt = self.rt
+        usage = reply.usage if reply is not None else None
+        if usage is not None:
+            record["prompt_tokens"], record["completion_tokens"] = usage.prompt_tokens, usage.completion_tokens
+            if entry is not None:
+                record["cost"] = entry.cost(usage.prompt_tokens, usage.completion_tokens)
+            total = usage.total_tokens
+            if total:
+                rt.spent[key.id] = rt.spent.get(key.id, 0) + total
+                rt.limits.charge_tokens(key, total)
+        record["latency_ms"] = (time.perf_counter() - t0) * 1000
+        record["created_at"] = datetime.now(timezone.utc)
+        rt.usage.record(record)

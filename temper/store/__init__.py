@@ -1,0 +1,1 @@
+"""Persistence: the SQLAlchemy engine, tables and migrations."""

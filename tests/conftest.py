@@ -1,0 +1,114 @@
+"""Fixtures: a real ``temper serve`` process on a free loopback port, real upstreams, the official SDK."""
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from tests.upstream import Upstream
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPER = [sys.executable, "-m", "temper.cli.main"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    home: Path
+    admin_key: str
+    env: dict[str, str]
+    proc: subprocess.Popen
+
+    @property
+    def base_url(self) -> str:
+        return self.url + "/v1"
+
+    def client(self, key: str | None = None, **kw: object) -> openai.OpenAI:
+        return openai.OpenAI(base_url=self.base_url, api_key=key or self.admin_key, max_retries=0, **kw)
+
+    def api(self, method: str, path: str, **kw: object) -> httpx.Response:
+        return httpx.request(method, self.url + path, headers={"Authorization": f"Bearer {self.admin_key}"},
+                             timeout=60, **kw)
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        r = subprocess.run([*TEMPER, *args], env=self.env, capture_output=True, text=True, timeout=120)
+        if check and r.returncode != 0:
+            raise AssertionError(f"temper {' '.join(args)} failed: {r.stdout}\n{r.stderr}")
+        return r
+
+    def key(self, **fields: object) -> str:
+        r = self.api("POST", "/api/v1/keys", json=fields)
+        assert r.status_code == 201, r.text
+        return r.json()["key"]
+
+    def db(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.home / "temper.db")
+
+
+def start_server(home: Path, extra_env: dict[str, str] | None = None) -> Server:
+    port = free_port()
+    env = {**os.environ, "TEMPER_HOME": str(home), "TEMPER_PORT": str(port), "TEMPER_LOG_LEVEL": "warning",
+           "TEMPER_CATALOG_POLL_S": "0.2", "TEMPER_USAGE_FLUSH_S": "0.1", "PYTHONPATH": str(ROOT),
+           **(extra_env or {})}
+    env.pop("TEMPER_ADMIN_KEY", None)
+    log = open(home / "server.log", "w")
+    proc = subprocess.Popen([*TEMPER, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {(home / 'server.log').read_text()}")
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        raise RuntimeError("server did not become ready")
+    return Server(url, home, (home / "admin_key").read_text().strip(), env, proc)
+
+
+def stop_server(server: Server) -> None:
+    server.proc.terminate()
+    try:
+        server.proc.wait(20)
+    except subprocess.TimeoutExpired:
+        server.proc.kill()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    s = start_server(tmp_path_factory.mktemp("temper-home"))
+    yield s
+    stop_server(s)
+
+
+@pytest.fixture(scope="session")
+def upstream() -> Iterator[Upstream]:
+    up = Upstream("up1")
+    yield up
+    up.close()
+
+
+@pytest.fixture(scope="session")
+def upstream2() -> Iterator[Upstream]:
+    up = Upstream("up2")
+    yield up
+    up.close()
