@@ -8,6 +8,8 @@ and returns a :class:`Reply`:
 * stream: ``events``, an async iterator of SSE payloads, each either a dict
   (a ``chat.completion.chunk`` / ``text_completion`` object) or the raw bytes of
   one ``data:`` payload; the gateway frames them and appends ``data: [DONE]``.
+  With ``framed`` set, each item is already SSE bytes (one or more whole events),
+  relayed untouched: the cheapest path for remote upstreams.
 
 ``usage`` must be set once known (for a stream: by the time the iterator ends).
 A provider raises :class:`temper.errors.UpstreamError` *before* the first event
@@ -62,6 +64,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     first_token_at: float | None = None  # perf_counter() of the first generated token, if known
     usage_event: bytes | None = None  # an upstream's own usage-only stream event, relayed when asked for
+    framed: bool = False  # events are ready-made SSE bytes ("data: ...\n\n", possibly several) to relay as is
 
 
 @runtime_checkable

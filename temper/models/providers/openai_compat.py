@@ -231,41 +231,43 @@ class OpenAICompatProvider:
         return Reply(body=body, usage=usage or Usage())
 
     def _stream(self, pool: _Pool, conn: Conn, head: _Head, timeout: float) -> Reply:
-        reply = Reply(usage=Usage())
-        reply.events = self._events(pool, conn, head, timeout, reply)
+        reply = Reply(usage=Usage(), framed=True)
+        reply.events = self._blocks(pool, conn, head, timeout, reply)
         return reply
 
-    async def _events(self, pool: _Pool, conn: Conn, head: _Head, timeout: float,
+    async def _blocks(self, pool: _Pool, conn: Conn, head: _Head, timeout: float,
                       reply: Reply) -> AsyncIterator[bytes]:
-        """Yield each SSE ``data:`` payload; the usage-only event is kept on the reply, not yielded."""
+        """Yield whole SSE events as received, as few blocks as the network delivered them in.
+
+        Only the stream's end is parsed: ``[DONE]`` is dropped (the gateway closes the stream) and the
+        usage of the final chunk is kept on the reply. Everything before is relayed byte for byte.
+        """
         r, w = conn
-        source = _chunks(r) if head.chunked else _raw(r)
+        dechunk = _Dechunker() if head.chunked else None
         loop = asyncio.get_running_loop()
         buf = b""
-        done = False
         try:
-            async with asyncio.timeout(timeout) as deadline:  # cheaper than wait_for per chunk
-                async for data in source:
+            async with asyncio.timeout(timeout) as deadline:  # one timer, moved on each read
+                while not (dechunk and dechunk.done):
+                    data = await r.read(1 << 16)
+                    if not data:
+                        if dechunk:
+                            raise ConnectionResetError("upstream closed mid-stream")
+                        break
                     deadline.reschedule(loop.time() + timeout)
+                    if dechunk:
+                        data = dechunk.feed(data)
+                    if b"\r" in data:
+                        data = data.replace(b"\r\n", b"\n")
                     buf += data
-                    while (i := buf.find(b"\n\n")) >= 0:
-                        event, buf = buf[:i], buf[i + 2:]
-                        for line in event.split(b"\n"):
-                            if not line.startswith(b"data:"):
-                                continue  # comments, event names, ids
-                            payload = line[5:].strip()
-                            if payload == b"[DONE]":
-                                done = True
-                            elif b'"usage"' in payload:
-                                obj = orjson.loads(payload)
-                                if obj.get("usage"):
-                                    reply.usage = _usage(obj["usage"])
-                                    if not obj.get("choices"):
-                                        reply.usage_event = payload
-                                        continue
-                                yield payload
-                            else:
-                                yield payload
+                    cut = buf.rfind(b"\n\n")
+                    if cut < 0:
+                        continue
+                    block, buf = buf[:cut + 2], buf[cut + 2:]
+                    if b"[DONE]" in block or b'"usage"' in block:
+                        block = _strip_end(block, reply)
+                    if block:
+                        yield block
         except TimeoutError as e:
             w.close()
             raise UpstreamTimeout(f"upstream stream stalled for {timeout:g} s") from e
@@ -275,7 +277,7 @@ class OpenAICompatProvider:
         except BaseException:  # client went away (generator closed) or cancelled: drop the connection
             w.close()
             raise
-        if done and head.chunked and not head.close:
+        if dechunk and not head.close and not dechunk.rest:
             pool.put(conn)
         else:
             w.close()
@@ -285,6 +287,59 @@ class OpenAICompatProvider:
             pool.close()
 
 
-async def _raw(r: asyncio.StreamReader) -> AsyncIterator[bytes]:
-    while data := await r.read(1 << 16):
-        yield data
+def _strip_end(block: bytes, reply: Reply) -> bytes:
+    """Drop ``[DONE]`` and the usage-only event from a block of SSE events, keeping usage on the reply."""
+    keep = []
+    for event in block.split(b"\n\n"):
+        payload = next((ln[5:].strip() for ln in event.split(b"\n") if ln.startswith(b"data:")), None)
+        if payload == b"[DONE]":
+            continue
+        if payload is not None and b'"usage"' in payload:
+            obj = orjson.loads(payload)
+            if obj.get("usage"):
+                reply.usage = _usage(obj["usage"])
+                if not obj.get("choices"):
+                    reply.usage_event = payload
+                    continue
+        if event:
+            keep.append(event + b"\n\n")
+    return b"".join(keep)
+
+
+class _Dechunker:
+    """Incremental decoder of HTTP/1.1 chunked framing over raw socket reads (no per-chunk awaits)."""
+
+    def __init__(self) -> None:
+        self.rest = b""       # an incomplete size line carried to the next read
+        self.data_left = 0    # payload bytes left in the current chunk
+        self.crlf_left = 0    # CRLF bytes left after the current chunk
+        self.last = False     # the zero-size chunk was seen
+        self.done = False
+
+    def feed(self, data: bytes) -> bytes:
+        buf = self.rest + data if self.rest else data
+        out = []
+        i, n = 0, len(buf)
+        while i < n and not self.done:
+            if self.data_left:
+                take = min(self.data_left, n - i)
+                out.append(buf[i:i + take])
+                i += take
+                self.data_left -= take
+            elif self.crlf_left:
+                take = min(self.crlf_left, n - i)
+                i += take
+                self.crlf_left -= take
+                self.done = self.last and not self.crlf_left
+            else:
+                j = buf.find(b"\r\n", i)
+                if j < 0:
+                    break
+                size = int(buf[i:j].split(b";", 1)[0], 16)
+                i = j + 2
+                if size:
+                    self.data_left, self.crlf_left = size, 2
+                else:
+                    self.last, self.crlf_left = True, 2  # no trailers: the final CRLF ends the body
+        self.rest = buf[i:] if i < n else b""
+        return b"".join(out)

@@ -196,14 +196,17 @@ class Gateway:
         first: float | None = None
         last: dict | None = None
         dumps = orjson.dumps
+        framed = reply.framed
         try:
             async for ev in reply.events:
-                if isinstance(ev, dict):
-                    last = ev
-                    ev = dumps(ev)
                 if first is None:
                     first = time.perf_counter()
-                await send({"type": "http.response.body", "body": b"data: " + ev + b"\n\n", "more_body": True})
+                if not framed:
+                    if isinstance(ev, dict):
+                        last = ev
+                        ev = dumps(ev)
+                    ev = b"data: " + ev + b"\n\n"
+                await send({"type": "http.response.body", "body": ev, "more_body": True})
         except TemperError as e:  # failed after the first byte: report it in the stream
             watcher.cancel()
             await send({"type": "http.response.body", "body": b"data: " + dumps(e.body()) + b"\n\n",
