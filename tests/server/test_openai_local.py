@@ -74,9 +74,10 @@ def test_json_schema_strict(server: Server) -> None:
 
 
 def test_json_object_mode(server: Server) -> None:
-    r = server.client().chat.completions.create(model="smollm2", max_tokens=40, temperature=0,
-                                                messages=[{"role": "user", "content": "A JSON object, please."}],
-                                                response_format={"type": "json_object"})
+    r = server.client().chat.completions.create(
+        model="smollm2", max_tokens=300, temperature=0, response_format={"type": "json_object"},
+        messages=[{"role": "user", "content": "Describe a cat as a JSON object with keys name and colour."}])
+    assert r.choices[0].finish_reason == "stop"
     assert isinstance(json.loads(r.choices[0].message.content), dict)
 
 
