@@ -2,20 +2,30 @@
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from temper.config import Settings, get_settings
 from temper.errors import TemperError
 from temper.store.db import migrate
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 220)  # piped output keeps whole values
 err = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def table(*columns: str, title: str | None = None) -> Table:
+    """A table whose cells fold rather than being cut short, so ids and keys stay whole."""
+    t = Table(title=title)
+    for c in columns:
+        t.add_column(c, overflow="fold")
+    return t
 
 
 def ready() -> Settings:

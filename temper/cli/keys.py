@@ -4,10 +4,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import typer
-from rich.table import Table
 
 from temper.auth.keys import create_key, list_keys, revoke_key
-from temper.cli.common import clean_errors, console, ready
+from temper.cli.common import clean_errors, console, ready, table
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -28,7 +27,8 @@ def create(name: str = typer.Option("", help="A label for the key."),
     expires = datetime.now(timezone.utc) + timedelta(days=expires_days) if expires_days else None
     info, plain = create_key(s.db_url, name=name, workspace_id=workspace, allowed_models=model or None, rpm=rpm,
                              tpm=tpm, token_budget=budget, expires_at=expires, secret=key)
-    console.print(f"created [bold]{info.id}[/bold]; the key is shown only now:")
+    console.print(f"created [bold]{info.id}[/bold]")
+    console.print("the key is shown only now:")
     console.print(plain, soft_wrap=True, highlight=False)
 
 
@@ -37,7 +37,7 @@ def create(name: str = typer.Option("", help="A label for the key."),
 def list_(all_: bool = typer.Option(False, "--all", help="Include revoked keys.")) -> None:
     """List keys (never their secrets)."""
     s = ready()
-    t = Table("id", "name", "prefix", "models", "rpm", "tpm", "budget", "used", "expires", "revoked")
+    t = table("id", "name", "prefix", "models", "rpm", "tpm", "budget", "used", "expires", "revoked")
     for k in list_keys(s.db_url, include_revoked=all_):
         t.add_row(k.id, k.name, k.prefix + "…", ", ".join(k.allowed_models or ["*"]), str(k.rpm or "-"),
                   str(k.tpm or "-"), str(k.token_budget or "-"), str(k.tokens_used),

@@ -4,9 +4,8 @@ from __future__ import annotations
 import json
 
 import typer
-from rich.table import Table
 
-from temper.cli.common import clean_errors, console, ready
+from temper.cli.common import clean_errors, console, ready, table
 from temper.models.catalog import add_model, entry_from_spec, remove_model
 from temper.models.plaza import build_catalog
 from temper.plugins import plugin_manager, providers
@@ -29,7 +28,7 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> 
     if as_json:
         console.print_json(json.dumps([e.as_dict() for e in entries]))
         return
-    t = Table("id", "modality", "provider", "context", "size", "$/1M in", "$/1M out", "aliases", "status")
+    t = table("id", "modality", "provider", "context", "size", "$/1M in", "$/1M out", "aliases", "status")
     for e in entries:
         t.add_row(e.id, e.modality, e.provider, str(e.context_length or "-"), e.parameters or "-",
                   f"{e.input_price:g}", f"{e.output_price:g}", ", ".join(e.aliases), e.status)

@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
-from temper.cli.common import clean_errors, console, ready
+from temper.cli.common import clean_errors, console, ready, table
 from temper.errors import InvalidRequest
 from temper.models.metering import since_days, usage_summary
 
@@ -17,7 +16,7 @@ def usage(by: list[str] = typer.Option(["key", "model", "day"], "--by", help="ke
     for group in by:
         if group not in ("key", "model", "day"):
             raise InvalidRequest(f"--by must be key, model or day, not {group!r}")
-        t = Table(group, "requests", "errors", "prompt tok", "completion tok", "total tok", "cost $",
+        t = table(group, "requests", "errors", "prompt tok", "completion tok", "total tok", "cost $",
                   "avg ms", "max ms", title=f"usage by {group}")
         for r in usage_summary(s.db_url, group_by=group, since=since_days(days) if days else None):
             t.add_row(str(r["group"]), str(r["requests"]), str(r["errors"]), str(r["prompt_tokens"]),

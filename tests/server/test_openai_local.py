@@ -121,6 +121,8 @@ def test_embeddings_float_and_base64_agree(server: Server) -> None:
     for d, b in zip(f.data, raw["data"]):
         vec = np.frombuffer(base64.b64decode(b["embedding"]), dtype="<f4")
         assert np.allclose(vec, d.embedding, atol=1e-6)
+    sdk_default = c.embeddings.create(model="multilingual-e5-small", input=texts)  # the SDK asks for base64
+    assert np.allclose(sdk_default.data[1].embedding, f.data[1].embedding, atol=1e-6)
     a, z = (np.array(d.embedding) for d in f.data)
     assert float(a @ z) > 0.8  # the same sentence in English and Chinese
 
