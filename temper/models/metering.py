@@ -123,41 +123,34 @@ class Limits:
     store: LimitStore
 
     def admit(self, key: KeyInfo, spent: int) -> list[tuple[bytes, bytes]]:
-        """Check expiry-independent limits before a request; returns the ``x-ratelimit-*`` headers."""
+        """Check the key's budget and rate limits before a request; returns the ``x-ratelimit-*`` headers."""
         if key.token_budget is not None and spent >= key.token_budget:
             raise QuotaExceeded(f"API key {key.prefix}… has used its token budget ({key.token_budget} tokens).",
                                 headers={"x-should-retry": "false"})
-        headers: list[tuple[bytes, bytes]] = []
         now = time.monotonic()
+        headers: list[tuple[bytes, bytes]] = []
         if key.rpm:
-            level, wait = self.store.take("r:" + key.id, key.rpm, key.rpm / 60, 1, now)
-            if wait:
-                raise RateLimited(f"Rate limit reached for requests: limit {key.rpm} per minute. "
-                                  f"Please try again in {wait:.2f}s.",
-                                  headers={"retry-after": str(max(1, math.ceil(wait))),
-                                           "x-ratelimit-limit-requests": str(key.rpm),
-                                           "x-ratelimit-remaining-requests": "0",
-                                           "x-ratelimit-reset-requests": _reset(wait)})
-            headers += [(b"x-ratelimit-limit-requests", str(key.rpm).encode()),
-                        (b"x-ratelimit-remaining-requests", str(max(0, int(level))).encode()),
-                        (b"x-ratelimit-reset-requests", _reset((key.rpm - level) * 60 / key.rpm).encode())]
+            headers += self._take("requests", key.id, key.rpm, 1, now)
         if key.tpm:
-            level, wait = self.store.take("t:" + key.id, key.tpm, key.tpm / 60, 0, now)
-            if wait:
-                raise RateLimited(f"Rate limit reached for tokens: limit {key.tpm} per minute. "
-                                  f"Please try again in {wait:.2f}s.",
-                                  headers={"retry-after": str(max(1, math.ceil(wait))),
-                                           "x-ratelimit-limit-tokens": str(key.tpm),
-                                           "x-ratelimit-remaining-tokens": "0",
-                                           "x-ratelimit-reset-tokens": _reset(wait)})
-            headers += [(b"x-ratelimit-limit-tokens", str(key.tpm).encode()),
-                        (b"x-ratelimit-remaining-tokens", str(max(0, int(level))).encode()),
-                        (b"x-ratelimit-reset-tokens", _reset((key.tpm - level) * 60 / key.tpm).encode())]
+            headers += self._take("tokens", key.id, key.tpm, 0, now)  # tokens are charged after the answer
         return headers
+
+    def _take(self, kind: str, key_id: str, limit: int, amount: float, now: float) -> list[tuple[bytes, bytes]]:
+        level, wait = self.store.take(f"{kind}:{key_id}", limit, limit / 60, amount, now)
+        if wait:
+            raise RateLimited(f"Rate limit reached for {kind}: limit {limit} per minute. "
+                              f"Please try again in {wait:.2f}s.",
+                              headers={"retry-after": str(max(1, math.ceil(wait))),
+                                       f"x-ratelimit-limit-{kind}": str(limit),
+                                       f"x-ratelimit-remaining-{kind}": "0",
+                                       f"x-ratelimit-reset-{kind}": _reset(wait)})
+        return [(f"x-ratelimit-limit-{kind}".encode(), str(limit).encode()),
+                (f"x-ratelimit-remaining-{kind}".encode(), str(max(0, int(level))).encode()),
+                (f"x-ratelimit-reset-{kind}".encode(), _reset((limit - level) * 60 / limit).encode())]
 
     def charge_tokens(self, key: KeyInfo, tokens: int) -> None:
         if key.tpm and tokens:
-            self.store.charge("t:" + key.id, key.tpm, key.tpm / 60, tokens, time.monotonic())
+            self.store.charge("tokens:" + key.id, key.tpm, key.tpm / 60, tokens, time.monotonic())
 
 
 def usage_summary(db: str, *, group_by: str = "key", since: datetime | None = None,
