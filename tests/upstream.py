@@ -2,7 +2,8 @@
 
 Behaviour is steered per request through the upstream model name:
 ``fail-500`` answers 500, ``fail-400`` answers 400, ``slow`` waits 3 s, ``close`` drops the
-connection; anything else answers normally. Every request body is kept in ``received`` so tests
+connection, ``chunked`` sends its JSON answer in chunked transfer encoding; anything else answers
+normally. Every request body is kept in ``received`` so tests
 can check what the gateway forwarded.
 """
 from __future__ import annotations
@@ -73,6 +74,18 @@ class Upstream:
                     message = {"role": "assistant", "content": None, "tool_calls": [{
                         "id": "call_1", "type": "function",
                         "function": {"name": req["tools"][0]["function"]["name"], "arguments": '{"city": "Paris"}'}}]}
+                if not req.get("stream") and model == "chunked":
+                    body = json.dumps({"id": "chatcmpl-up", "object": "chat.completion", "created": 1,
+                                       "model": model, "usage": usage, "choices": [
+                                           {"index": 0, "message": message, "finish_reason": "stop"}]}).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    for i in range(0, len(body), 40):
+                        self._chunk(body[i:i + 40])
+                    self.wfile.write(b"0\r\n\r\n")
+                    return None
                 if not req.get("stream"):
                     return self._json(200, {"id": "chatcmpl-up", "object": "chat.completion", "created": 1,
                                             "model": model, "choices": [{"index": 0, "message": message,

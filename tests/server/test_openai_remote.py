@@ -25,6 +25,7 @@ def remote(server: Server, upstream: Upstream, upstream2: Upstream) -> Server:
     add_model(server, "with-fallback", base_url=upstream.base_url, upstream_model="fail-500",
               fallbacks=["remote-chat"])
     add_model(server, "client-error", base_url=upstream.base_url, upstream_model="fail-400")
+    add_model(server, "chunked-answer", base_url=upstream.base_url, upstream_model="chunked")
     add_model(server, "too-slow", base_url=upstream.base_url, upstream_model="slow", timeout_s=0.5)
     add_model(server, "balanced", deployments=[
         {"base_url": upstream.base_url, "upstream_model": "lb", "weight": 3},
@@ -57,6 +58,13 @@ def test_stream_relays_chunks_and_usage_only_when_asked(remote: Server, upstream
                                             messages=[{"role": "user", "content": "hi"}]))
     assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 5
     assert any((ch.choices and ch.choices[0].delta.model_extra.get("reasoning_content") == "hmm") for ch in chunks)
+
+
+def test_chunked_json_answer_is_reassembled(remote: Server) -> None:
+    c = remote.client()
+    for _ in range(3):  # the pooled connection is reused after each chunked body
+        r = c.chat.completions.create(model="chunked-answer", messages=[{"role": "user", "content": "hi"}])
+        assert r.choices[0].message.content == "hello from up1" and r.usage.total_tokens == 12
 
 
 def test_tools_pass_through(remote: Server) -> None:

@@ -117,30 +117,20 @@ async def _read_head(r: asyncio.StreamReader) -> _Head:
     return _Head(status, chunked, length, close or parts[0] == b"HTTP/1.0", ctype)
 
 
-async def _read_body(r: asyncio.StreamReader, head: _Head) -> bytes:
+async def _read_body(r: asyncio.StreamReader, head: _Head) -> tuple[bytes, bool]:
+    """The whole body, and whether the connection can carry another request afterwards."""
     if head.chunked:
+        dechunk = _Dechunker()
         out = bytearray()
-        async for piece in _chunks(r):
-            out += piece
-        return bytes(out)
+        while not dechunk.done:
+            data = await r.read(1 << 16)
+            if not data:
+                raise ConnectionResetError("upstream closed mid-body")
+            out += dechunk.feed(data)
+        return bytes(out), not (head.close or dechunk.rest)
     if head.length is not None:
-        return await r.readexactly(head.length)
-    return await r.read()
-
-
-async def _chunks(r: asyncio.StreamReader) -> AsyncIterator[bytes]:
-    """Decode HTTP/1.1 chunked transfer encoding."""
-    while True:
-        size_line = await r.readline()
-        if not size_line:
-            raise ConnectionResetError("upstream closed mid-body")
-        size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
-        if size == 0:
-            while (await r.readline()) not in (b"\r\n", b"\n", b""):
-                pass  # trailers
-            return
-        data = await r.readexactly(size + 2)
-        yield data[:-2]
+        return await r.readexactly(head.length), not head.close
+    return await r.read(), False  # delimited by the server closing the connection
 
 
 def _usage(obj: dict | None) -> Usage | None:
@@ -208,17 +198,17 @@ class OpenAICompatProvider:
         r, w = conn
         try:
             async with asyncio.timeout(d.timeout_s):
-                body = await _read_body(r, head)
+                body, reusable = await _read_body(r, head)
         except TimeoutError as e:
             w.close()
             raise UpstreamTimeout(f"upstream body not received within {d.timeout_s:g} s") from e
         except (ConnectionError, asyncio.IncompleteReadError, ValueError) as e:
             w.close()
             raise UpstreamError(f"upstream failed mid-response: {e}") from e
-        if head.close:
-            w.close()
-        else:
+        if reusable:
             pool.put(conn)
+        else:
+            w.close()
         if head.status in RETRYABLE or head.status >= 500:
             raise UpstreamError(_error_message(head.status, body), status=429 if head.status == 429 else 502,
                                 code="upstream_rate_limited" if head.status == 429 else None)

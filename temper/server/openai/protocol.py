@@ -232,11 +232,3 @@ def check_rerank(req: dict) -> None:
     _range(req, "top_n", 1, 1_000_000, int)
     _field(req, "return_documents", bool)
 
-
-def normalized_texts(req: dict) -> list[str]:
-    """Embedding input as a list of strings (local engines take text, not token ids)."""
-    inp = req["input"]
-    items = inp if isinstance(inp, list) else [inp]
-    if not all(isinstance(x, str) for x in items):
-        raise InvalidRequest("This model takes text input, not token arrays.", param="input", code="invalid_type")
-    return items
