@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -21,6 +22,9 @@ class Settings(BaseSettings):
     usage_flush_s: float = Field(default=0.5, description="Max delay before usage records are written.")
     upstream_connect_timeout_s: float = Field(default=5.0, description="Connect timeout to remote upstreams.")
     local_threads: int = Field(default=0, description="Threads for local models (0: all cores, at most 4).")
+    session_ttl_h: float = Field(default=12.0, gt=0, description="How long a console sign-in lasts, in hours.")
+    cookie_secure: Literal["auto", "always", "never"] = Field(
+        default="auto", description="Mark the console cookie Secure: auto = on HTTPS and on loopback hosts.")
 
     @property
     def home_dir(self) -> Path:

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from temper.errors import Conflict, InvalidRequest, NotFound
 from temper.ids import new_id
 from temper.store.db import bump_revision, session
-from temper.store.tables import DEFAULT_WORKSPACE, ApiKey, utcnow
+from temper.store.tables import DEFAULT_WORKSPACE, ApiKey, ConsoleSession, utcnow
 
 KEY_PREFIX = "sk-temper-"
 ADMIN_KEY_ID = "key_admin"
@@ -111,6 +111,7 @@ def get_key(db: str, key_id: str) -> KeyInfo:
 
 
 def revoke_key(db: str, key_id: str) -> KeyInfo:
+    """Revoke a key and end the console sessions opened with it."""
     with session(db) as s:
         row = s.get(ApiKey, key_id)
         if row is None:
@@ -118,6 +119,8 @@ def revoke_key(db: str, key_id: str) -> KeyInfo:
         if row.revoked_at is None:
             row.revoked_at = utcnow()
             bump_revision(s, "keys")
+        if s.execute(delete(ConsoleSession).where(ConsoleSession.key_id == key_id)).rowcount:
+            bump_revision(s, "sessions")
         return _info(row)
 
 

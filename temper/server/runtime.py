@@ -10,9 +10,10 @@ import hmac
 import logging
 from datetime import datetime, timezone
 
-from temper.auth.keys import KeyInfo, active_keys_by_hash, admin_info, ensure_admin_key, hash_key
+from temper.auth.keys import ADMIN_KEY_ID, KeyInfo, active_keys_by_hash, admin_info, ensure_admin_key, hash_key
+from temper.auth.sessions import SESSION_COOKIE, SessionInfo, find_session
 from temper.config import Settings
-from temper.errors import AuthenticationError
+from temper.errors import AuthenticationError, PermissionDenied
 from temper.models.catalog import Catalog
 from temper.models.metering import Limits, MemoryLimitStore, UsageWriter, spent_by_key
 from temper.models.plaza import build_catalog
@@ -31,6 +32,8 @@ class Runtime:
         self.providers = providers(self.pm, settings)
         self.catalog: Catalog = Catalog([], [])
         self.keys: dict[str, KeyInfo] = {}
+        self.keys_by_id: dict[str, KeyInfo] = {}
+        self.sessions: dict[str, SessionInfo] = {}  # cookie token -> session, cleared when one ends anywhere
         self.spent: dict[str, int] = {}
         self.admin_key, self.admin_key_created = ensure_admin_key(settings.home_dir, settings.admin_key)
         self.admin_hash = hash_key(self.admin_key)
@@ -62,8 +65,11 @@ class Runtime:
             self.catalog = build_catalog(self.settings, self.pm)
         if force or revs.get("keys") != self._revs.get("keys"):
             self.keys = active_keys_by_hash(self.db)
+            self.keys_by_id = {k.id: k for k in self.keys.values()}
             if force:
                 self.spent = spent_by_key(self.db)
+        if force or revs.get("sessions") != self._revs.get("sessions"):
+            self.sessions = {}
         self._revs = revs
 
     async def _poll(self) -> None:
@@ -88,7 +94,46 @@ class Runtime:
                 return self.admin
             raise AuthenticationError(f"Incorrect API key provided: {token[:10]}…. Check the key, or create one "
                                       "with `temper keys create`.")
+        return self._unexpired(key)
+
+    @staticmethod
+    def _unexpired(key: KeyInfo) -> KeyInfo:
         if key.expires_at is not None and key.expires_at <= datetime.now(timezone.utc):
             raise AuthenticationError(f"API key {key.prefix}… expired at {key.expires_at.isoformat()}.",
                                       code="expired_api_key")
         return key
+
+    def session(self, token: str | None) -> SessionInfo:
+        """The live console session for a cookie token; 401 when there is none."""
+        sess = self.sessions.get(token) if token else None
+        if sess is None and token:
+            sess = find_session(self.db, token)
+            if sess is not None:
+                self.sessions[token] = sess
+        if sess is None or sess.expired:
+            raise AuthenticationError("You are not signed in. Sign in to the console, or provide an API key in "
+                                      "the Authorization header (Authorization: Bearer YOUR_KEY).",
+                                      code="missing_api_key")
+        return sess
+
+    def authenticate_session(self, token: str | None, csrf: str | None, safe: bool) -> KeyInfo:
+        """The key a console session acts as. State-changing requests (``safe`` False) must echo the
+        session's CSRF token in the ``x-csrf-token`` header."""
+        sess = self.session(token)
+        if not safe and not hmac.compare_digest((csrf or "").encode(), sess.csrf_token.encode()):
+            raise PermissionDenied("Missing or wrong CSRF token: reload the console page and try again.",
+                                   code="csrf_failed")
+        key = self.admin if sess.key_id == ADMIN_KEY_ID else self.keys_by_id.get(sess.key_id)
+        if key is None:
+            raise AuthenticationError("The key this session was opened with has been revoked. Sign in again.",
+                                      code="invalid_api_key")
+        return self._unexpired(key)
+
+
+def cookie_value(header: str | None, name: str = SESSION_COOKIE) -> str | None:
+    """One cookie's value from a ``Cookie`` header."""
+    for part in (header or "").split(";"):
+        k, _, v = part.strip().partition("=")
+        if k == name:
+            return v or None
+    return None

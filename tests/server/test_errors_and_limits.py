@@ -165,7 +165,7 @@ def test_budget_gives_insufficient_quota(srv: Server) -> None:
 def test_management_api_errors(srv: Server) -> None:
     r = httpx.get(srv.url + "/api/v1/models")
     assert r.status_code == 401 and error_of(r)["code"] == "missing_api_key"
-    r = httpx.get(srv.url + "/api/v1/models", headers={"Authorization": f"Bearer {srv.key()}"})
+    r = httpx.get(srv.url + "/api/v1/keys", headers={"Authorization": f"Bearer {srv.key()}"})
     assert r.status_code == 403 and error_of(r)["code"] == "admin_required"
     assert srv.api("POST", "/api/v1/models", json={"id": "x", "modality": "video", "base_url": "http://a"}
                    ).status_code == 400

@@ -1,22 +1,38 @@
-"""Shared dependencies of the management API: the runtime and admin authentication."""
+"""Shared dependencies of the management API: the runtime, the caller, pagination.
+
+A caller is a key: sent as ``Authorization: Bearer`` (scripts, the CLI) or carried by a console session
+cookie (the browser), in which case state-changing requests must also send the CSRF header.
+"""
 from __future__ import annotations
 
 from fastapi import Request
 
 from temper.auth.keys import KeyInfo
+from temper.auth.sessions import CSRF_HEADER, SESSION_COOKIE
 from temper.errors import PermissionDenied
 from temper.server.runtime import Runtime
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-def admin(request: Request) -> KeyInfo:
+def caller(request: Request) -> KeyInfo:
+    """Any valid key or console session: admins and members."""
     rt: Runtime = request.app.state.runtime
-    key = rt.authenticate(request.headers.get("authorization", "").encode("latin-1"))
+    authorization = request.headers.get("authorization")
+    if authorization or SESSION_COOKIE not in request.cookies:
+        return rt.authenticate((authorization or "").encode("latin-1"))
+    return rt.authenticate_session(request.cookies.get(SESSION_COOKIE), request.headers.get(CSRF_HEADER),
+                                   request.method in SAFE_METHODS)
+
+
+def admin(request: Request) -> KeyInfo:
+    key = caller(request)
     if not key.is_admin:
-        raise PermissionDenied("This endpoint needs the admin key.", code="admin_required")
+        raise PermissionDenied("This needs the admin key.", code="admin_required")
     return key
 
 

@@ -6,11 +6,14 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from temper.errors import ModelNotFound
 from temper.models.catalog import add_model, entry_from_spec, remove_model
-from temper.server.api.deps import admin, page, runtime
+from temper.auth.keys import KeyInfo
+from temper.models.catalog import ModelEntry
+from temper.server.api.deps import admin, caller, page, runtime
 from temper.server.runtime import Runtime
 
-router = APIRouter(prefix="/api/v1/models", tags=["models"], dependencies=[Depends(admin)])
+router = APIRouter(prefix="/api/v1/models", tags=["models"])
 
 
 class DeploymentIn(BaseModel):
@@ -76,13 +79,30 @@ class ModelList(BaseModel):
     has_more: bool
 
 
+def _visible(key: KeyInfo, e: ModelEntry) -> bool:
+    allowed = key.allowed_models
+    return key.is_admin or allowed is None or e.id in allowed or any(a in allowed for a in e.aliases)
+
+
+def _matches(e: ModelEntry, q: str) -> bool:
+    text = " ".join([e.id, e.provider, e.description, e.parameters or "", *e.tags, *e.aliases]).casefold()
+    return all(word in text for word in q.casefold().split())
+
+
 @router.get("", response_model=ModelList)
-def list_models(rt: Runtime = Depends(runtime), limit: int = Query(100, ge=1, le=1000),
-                offset: int = Query(0, ge=0)) -> dict:
-    return page([e.as_dict() for e in rt.catalog.list()], limit, offset)
+def list_models(rt: Runtime = Depends(runtime), key: KeyInfo = Depends(caller),
+                limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0),
+                q: str | None = Query(None, max_length=200, description="Words that must all appear in the id, "
+                                      "provider, description, size, tags or aliases."),
+                modality: Literal["chat", "completion", "embedding", "rerank"] | None = None,
+                tag: str | None = None, status: Literal["active", "disabled"] | None = None) -> dict:
+    items = [e.as_dict() for e in rt.catalog.list() if _visible(key, e) and (not q or _matches(e, q))
+             and (modality is None or e.modality == modality) and (tag is None or tag in e.tags)
+             and (status is None or e.status == status)]
+    return page(items, limit, offset)
 
 
-@router.post("", response_model=ModelOut, status_code=201)
+@router.post("", response_model=ModelOut, status_code=201, dependencies=[Depends(admin)])
 def create_model(body: ModelIn, rt: Runtime = Depends(runtime)) -> dict:
     spec = body.model_dump(exclude_none=True)
     spec.setdefault("modality", "chat")
@@ -92,11 +112,14 @@ def create_model(body: ModelIn, rt: Runtime = Depends(runtime)) -> dict:
 
 
 @router.get("/{model_id:path}", response_model=ModelOut)
-def get_model(model_id: str, rt: Runtime = Depends(runtime)) -> dict:
-    return rt.catalog.get(model_id).as_dict()
+def get_model(model_id: str, rt: Runtime = Depends(runtime), key: KeyInfo = Depends(caller)) -> dict:
+    entry = rt.catalog.get(model_id)
+    if not _visible(key, entry):
+        raise ModelNotFound(f"model {model_id!r} not found", param="model")
+    return entry.as_dict()
 
 
-@router.patch("/{model_id:path}", response_model=ModelOut)
+@router.patch("/{model_id:path}", response_model=ModelOut, dependencies=[Depends(admin)])
 def update_model(model_id: str, body: ModelFields, rt: Runtime = Depends(runtime)) -> dict:
     current = rt.catalog.get(model_id).as_dict()
     current["deployments"] = [d.__dict__ for d in rt.catalog.get(model_id).deployments]
@@ -110,7 +133,7 @@ def update_model(model_id: str, body: ModelFields, rt: Runtime = Depends(runtime
     return rt.catalog.get(entry.id).as_dict()
 
 
-@router.delete("/{model_id:path}")
+@router.delete("/{model_id:path}", dependencies=[Depends(admin)])
 def delete_model(model_id: str, rt: Runtime = Depends(runtime)) -> dict:
     remove_model(rt.db, rt.catalog, model_id)
     rt.reload()

@@ -16,11 +16,12 @@ from typing import Any
 import orjson
 
 from temper.auth.keys import KeyInfo
+from temper.auth.sessions import CSRF_HEADER
 from temper.errors import InvalidRequest, NotFound, PermissionDenied, TemperError
 from temper.models.catalog import ModelEntry
 from temper.models.provider import Operation, Reply
 from temper.server.openai import protocol
-from temper.server.runtime import Runtime
+from temper.server.runtime import Runtime, cookie_value
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict]]
@@ -94,12 +95,21 @@ class Gateway:
                                       code="method_not_allowed")
                 await self.handle(op, scope, receive, send, rid, headers)
             elif path == "/v1/models" or path.startswith("/v1/models/"):
-                self.rt.authenticate(_header(scope, b"authorization"))
+                self.key(scope)
                 await send_json(send, 200, self.models(path[len("/v1/models/"):]), headers)
             else:
                 raise NotFound(f"Unknown request URL: {scope['method']} {scope['path']}.", code="unknown_url")
         except TemperError as e:
             await send_error(send, e, headers)
+
+    def key(self, scope: Scope) -> KeyInfo:
+        """A Bearer key, else the console session in the cookie (the playground calls /v1 directly)."""
+        authorization = _header(scope, b"authorization")
+        if authorization or not (cookie := _header(scope, b"cookie")):
+            return self.rt.authenticate(authorization)
+        csrf = _header(scope, CSRF_HEADER.encode())
+        return self.rt.authenticate_session(cookie_value(cookie.decode("latin-1")),
+                                            csrf.decode("latin-1") if csrf else None, scope["method"] == "GET")
 
     def models(self, model_id: str) -> bytes:
         if model_id:
@@ -128,7 +138,7 @@ class Gateway:
                      headers: list[tuple[bytes, bytes]]) -> None:
         t0 = time.perf_counter()
         rt = self.rt
-        key = rt.authenticate(_header(scope, b"authorization"))
+        key = self.key(scope)
         record: dict[str, Any] = {"request_id": rid, "workspace_id": key.workspace_id, "key_id": key.id,
                                   "app_id": (_header(scope, b"x-temper-app") or b"").decode() or None,
                                   "model": "", "operation": op, "prompt_tokens": 0, "completion_tokens": 0,

@@ -1,0 +1,85 @@
+"""Management API: console sign-in (a session cookie opened with a key), who am I, sign-out."""
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Literal
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from temper.auth.keys import KeyInfo
+from temper.auth.sessions import SESSION_COOKIE, SessionInfo, create_session, end_session
+from temper.errors import PermissionDenied
+from temper.server.api.deps import caller, runtime
+from temper.server.runtime import Runtime
+
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+class SignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    key: str = Field(min_length=1, max_length=500, description="The admin key or an API key.")
+
+
+class Identity(BaseModel):
+    role: Literal["admin", "member"]
+    key_id: str
+    key_name: str
+    key_prefix: str
+    workspace_id: str
+    allowed_models: list[str] | None
+    csrf_token: str | None = Field(None, description="Send it back as x-csrf-token on state-changing requests.")
+    expires_at: str | None = None
+
+
+def _identity(key: KeyInfo, sess: SessionInfo | None) -> dict:
+    return {"role": "admin" if key.is_admin else "member", "key_id": key.id, "key_name": key.name,
+            "key_prefix": key.prefix, "workspace_id": key.workspace_id, "allowed_models": key.allowed_models,
+            "csrf_token": sess.csrf_token if sess else None,
+            "expires_at": sess.expires_at.isoformat() if sess else None}
+
+
+def _same_origin(request: Request) -> None:
+    """Refuse sign-ins posted from another site's page (login CSRF)."""
+    origin = request.headers.get("origin")
+    if request.headers.get("sec-fetch-site") == "cross-site" or (
+            origin and origin != "null" and urlsplit(origin).netloc != request.headers.get("host")):
+        raise PermissionDenied("Sign-in must come from the console's own page.", code="cross_origin")
+
+
+def _secure(request: Request, rt: Runtime) -> bool:
+    mode = rt.settings.cookie_secure
+    if mode != "auto":
+        return mode == "always"
+    return request.url.scheme == "https" or request.url.hostname in LOOPBACK
+
+
+@router.post("/session", response_model=Identity, status_code=201)
+def sign_in(body: SignIn, request: Request, response: Response, rt: Runtime = Depends(runtime)) -> dict:
+    _same_origin(request)
+    key = rt.authenticate(b"Bearer " + body.key.strip().encode("utf-8", "replace"))
+    ttl = timedelta(hours=rt.settings.session_ttl_h)
+    sess, token = create_session(rt.db, key, ttl, request.headers.get("user-agent", ""))
+    response.set_cookie(SESSION_COOKIE, token, max_age=int(ttl.total_seconds()), path="/", httponly=True,
+                        samesite="strict", secure=_secure(request, rt))
+    return _identity(key, sess)
+
+
+@router.get("/session", response_model=Identity)
+def whoami(request: Request, key: KeyInfo = Depends(caller), rt: Runtime = Depends(runtime)) -> dict:
+    token = request.cookies.get(SESSION_COOKIE)
+    sess = rt.session(token) if token and not request.headers.get("authorization") else None
+    return _identity(key, sess)
+
+
+@router.delete("/session", status_code=204)
+def sign_out(request: Request, _: KeyInfo = Depends(caller), rt: Runtime = Depends(runtime)) -> Response:
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        end_session(rt.db, token)
+        rt.sessions.pop(token, None)
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+    return response
