@@ -17,8 +17,12 @@ def serve(host: str = typer.Option(None, help="Bind address (TEMPER_HOST, defaul
     host, port = host or s.host, port or s.port
     app = create_app(s)
     rt = app.runtime
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     if rt.admin_key_created:
         console.print(f"[bold]Admin key (shown once, saved to {s.home_dir / 'admin_key'}):[/bold] {rt.admin_key}", soft_wrap=True)
-    console.print(f"Temper on http://{host}:{port}  (OpenAI base_url http://{host}:{port}/v1, data in {s.home_dir})", soft_wrap=True)
+    else:
+        console.print(f"Admin key: in {s.home_dir / 'admin_key'} (or TEMPER_ADMIN_KEY)", soft_wrap=True)
+    console.print(f"Console:  [bold]{url}/[/bold]  (sign in with the admin key)", soft_wrap=True)
+    console.print(f"API:      {url}/v1 (OpenAI base_url), management {url}/api/v1, data in {s.home_dir}", soft_wrap=True)
     uvicorn.run(app, host=host, port=port, loop="uvloop", http="httptools", lifespan="on",
                 log_level=s.log_level, access_log=False, timeout_keep_alive=30)

@@ -1,0 +1,54 @@
+"""Serves the console: static assets under ``/assets`` and the page shell for every console path."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
+
+from temper.errors import NotFound
+
+STATIC = Path(__file__).parent / "static"
+# Not console paths: the API and docs keep their own 404s.
+RESERVED = ("api/", "v1/", "assets/", "docs", "redoc", "openapi.json", "health")
+SECURITY_HEADERS = {
+    "content-security-policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                               "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+                               "frame-ancestors 'none'",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "same-origin",
+    "x-frame-options": "DENY",
+}
+
+
+class Assets(StaticFiles):
+    """Static files that browsers revalidate (ETag) so an upgrade never runs stale modules."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def with_headers(msg: dict) -> None:
+            if msg["type"] == "http.response.start":
+                msg["headers"] = [*msg.get("headers", ()), (b"cache-control", b"no-cache"),
+                                  *((k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items())]
+            await send(msg)
+
+        await super().__call__(scope, receive, with_headers)
+
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/{path:path}")
+def shell(path: str, request: Request) -> Response:
+    """The page shell for any console URL; the client-side router renders the page."""
+    if path.startswith(RESERVED):
+        raise NotFound(f"Unknown request URL: GET {request.url.path}.", code="unknown_url")
+    return HTMLResponse((STATIC / "index.html").read_bytes(),
+                        headers={"cache-control": "no-cache", **SECURITY_HEADERS})
+
+
+def mount(app: FastAPI) -> None:
+    """Add the console to the management app; call last, since the shell route matches every path."""
+    app.mount("/assets", Assets(directory=STATIC), name="assets")
+    app.include_router(router)

@@ -1,0 +1,57 @@
+// Strings live in /assets/locales/{en,zh}.json; every visible string goes through t().
+export const LANGS = { en: "English", zh: "中文" };
+const dicts = {};
+let lang = pick();
+
+function pick() {
+  const saved = localStorage.getItem("temper.lang");
+  if (saved && saved in LANGS) return saved;
+  return (navigator.language || "en").toLowerCase().startsWith("zh") ? "zh" : "en";
+}
+
+export async function loadLocales() {
+  await Promise.all(Object.keys(LANGS).map(async (l) => {
+    dicts[l] = await (await fetch(`/assets/locales/${l}.json`, { credentials: "same-origin" })).json();
+  }));
+  applyLang();
+}
+
+function applyLang() {
+  document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
+}
+
+export function getLang() { return lang; }
+
+export function setLang(l) {
+  lang = l;
+  localStorage.setItem("temper.lang", l);
+  applyLang();
+}
+
+/** The string for `key` in the current language, with {name} placeholders filled from `params`. */
+export function t(key, params) {
+  const s = (dicts[lang] && dicts[lang][key]) ?? (dicts.en && dicts.en[key]) ?? key;
+  return params ? s.replace(/\{(\w+)\}/g, (m, k) => (k in params ? String(params[k]) : m)) : s;
+}
+
+const locale = () => (lang === "zh" ? "zh-CN" : "en-US");
+
+export function fmtNum(n, digits = 0) {
+  if (n === null || n === undefined || Number.isNaN(n)) return "—";
+  return Number(n).toLocaleString(locale(), { maximumFractionDigits: digits, minimumFractionDigits: 0 });
+}
+
+export function fmtMoney(n) {
+  if (n === null || n === undefined) return "—";
+  return "$" + Number(n).toLocaleString(locale(), { maximumFractionDigits: n && n < 0.01 ? 6 : 4 });
+}
+
+export function fmtMs(ms) {
+  if (ms === null || ms === undefined) return "—";
+  return ms >= 1000 ? `${fmtNum(ms / 1000, 2)} s` : `${fmtNum(ms, 0)} ms`;
+}
+
+export function fmtTime(iso) {
+  if (!iso) return "—";
+  return new Date(iso).toLocaleString(locale(), { dateStyle: "medium", timeStyle: "short" });
+}

@@ -1,0 +1,105 @@
+// API keys: create (the secret is shown once), limits and budget, revoke, and a link to each key's usage.
+import { del, get, post } from "../api.js";
+import { fmtNum, fmtTime, t } from "../i18n.js";
+import { badge, busy, confirmDialog, emptyState, errorBox, field, formValues, h, modal, mount, pagedList, progress, table, toast } from "../ui.js";
+
+function status(k) {
+  if (k.revoked_at) return badge(t("keys.revoked"), "err");
+  if (k.expires_at && new Date(k.expires_at) <= new Date()) return badge(t("keys.expired"), "warn");
+  return badge(t("keys.active"), "ok");
+}
+
+function budget(k) {
+  if (!k.token_budget) return h("span", {}, fmtNum(k.tokens_used), " ", h("span", { class: "muted" }, t("keys.no_budget")));
+  const f = k.tokens_used / k.token_budget;
+  return h("div", {}, h("div", { class: "small" }, `${fmtNum(k.tokens_used)} / ${fmtNum(k.token_budget)}`), progress(f, `${(f * 100).toFixed(1)}%`));
+}
+
+function limits(k) {
+  const parts = [];
+  if (k.rpm) parts.push(t("keys.rpm_value", { n: fmtNum(k.rpm) }));
+  if (k.tpm) parts.push(t("keys.tpm_value", { n: fmtNum(k.tpm) }));
+  return parts.length ? parts.join(" · ") : h("span", { class: "muted" }, t("keys.unlimited"));
+}
+
+function showSecret(created) {
+  const secret = h("div", { class: "secret", "data-test": "new-key-secret" }, created.key);
+  const copy = h("button", { onclick: async () => {
+    try { await navigator.clipboard.writeText(created.key); toast(t("keys.copied")); } catch (e) { toast(t("keys.copy_failed"), "err"); }
+  } }, t("keys.copy"));
+  modal({
+    title: t("keys.created_title", { name: created.name || created.prefix }),
+    body: h("div", {}, h("div", { class: "alert warn" }, t("keys.shown_once")), secret, h("div", { class: "row", style: { marginTop: "10px" } }, copy)),
+    actions: [{ label: t("keys.done"), kind: "primary", test: "secret-done", onClick: (_, close) => close() }],
+  });
+}
+
+async function createDialog(onCreated) {
+  let models = [];
+  try { models = (await get("/api/v1/models", { limit: 1000 })).data; } catch (e) { /* the form still works for all models */ }
+  const picks = h("div", { class: "tags", style: { maxHeight: "120px", overflow: "auto" } }, models.map((m) =>
+    h("label", { class: "check badge" }, h("input", { type: "checkbox", value: m.id, "data-model": m.id }), m.id)));
+  const form = h("form", {},
+    field(t("keys.name"), h("input", { name: "name", required: true, maxlength: "200", placeholder: t("keys.name_placeholder"), "data-test": "key-name" })),
+    field(t("keys.models"), picks, t("keys.models_hint")),
+    h("div", { class: "row" },
+      field(t("keys.rpm"), h("input", { name: "rpm", type: "number", min: "1" })),
+      field(t("keys.tpm"), h("input", { name: "tpm", type: "number", min: "1" }))),
+    h("div", { class: "row" },
+      field(t("keys.budget"), h("input", { name: "token_budget", type: "number", min: "1" })),
+      field(t("keys.expires"), h("input", { name: "expires_at", type: "date" }))));
+  const msg = h("div", {});
+  modal({
+    title: t("keys.create_title"), body: h("div", {}, form, msg),
+    actions: [
+      { label: t("common.cancel"), onClick: (_, close) => close() },
+      {
+        label: t("keys.create"), kind: "primary", test: "create-key-submit", onClick: (e, close) => {
+          if (!form.reportValidity()) return;
+          const v = formValues(form);
+          const allowed = [...picks.querySelectorAll("input:checked")].map((x) => x.value);
+          const body = { name: v.name, rpm: v.rpm, tpm: v.tpm, token_budget: v.token_budget,
+            allowed_models: allowed.length ? allowed : null,
+            expires_at: v.expires_at ? new Date(`${v.expires_at}T23:59:59`).toISOString() : undefined };
+          busy(e.currentTarget, async () => {
+            const created = await post("/api/v1/keys", body);
+            close();
+            onCreated(created);
+          }, (err) => mount(msg, errorBox(err)));
+        },
+      },
+    ],
+  });
+}
+
+export function render(root) {
+  const list = h("div", {});
+  let includeRevoked = false;
+  const reload = () => pagedList(list, {
+    load: (p) => get("/api/v1/keys", { ...p, include_revoked: includeRevoked }),
+    render: (keys) => table([
+      { label: t("keys.name"), render: (k) => h("div", {}, h("strong", {}, k.name || "—"), h("div", { class: "mono muted" }, `${k.prefix}…`)) },
+      { label: t("keys.status"), render: status },
+      { label: t("keys.models"), render: (k) => (k.allowed_models ? k.allowed_models.join(", ") : h("span", { class: "muted" }, t("keys.all_models"))) },
+      { label: t("keys.limits"), render: limits },
+      { label: t("keys.budget_used"), render: budget },
+      { label: t("keys.expires"), render: (k) => (k.expires_at ? fmtTime(k.expires_at) : h("span", { class: "muted" }, t("keys.never"))) },
+      { label: t("keys.created"), render: (k) => fmtTime(k.created_at) },
+      { label: "", render: (k) => h("div", { class: "row" },
+        h("a", { href: `/usage?key_id=${encodeURIComponent(k.id)}`, "data-test": "key-usage" }, t("keys.usage")),
+        !k.revoked_at && h("button", { class: "small danger", onclick: async (e) => {
+          const btn = e.currentTarget;
+          if (!(await confirmDialog(t("keys.revoke_confirm", { name: k.name || k.prefix }), { ok: t("keys.revoke"), danger: true }))) return;
+          busy(btn, async () => { await del(`/api/v1/keys/${k.id}`); toast(t("keys.revoked_toast")); reload(); });
+        } }, t("keys.revoke"))) },
+    ], keys),
+    empty: () => emptyState({ title: t("keys.empty"), hint: t("keys.empty_hint"), action: { label: t("keys.create"), onClick: create } }),
+  });
+  const create = () => createDialog((created) => { showSecret(created); reload(); });
+  const revoked = h("label", { class: "check" }, h("input", { type: "checkbox", onchange: (e) => { includeRevoked = e.target.checked; reload(); } }), t("keys.show_revoked"));
+  mount(root,
+    h("div", { class: "page-head" }, h("h1", {}, t("nav.keys")), h("span", { class: "sub" }, t("keys.subtitle")),
+      h("div", { class: "actions" }, revoked, h("button", { class: "primary", onclick: create, "data-test": "create-key" }, "+ " + t("keys.create")))),
+    list);
+  reload();
+}
