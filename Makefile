@@ -2,9 +2,10 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 
-.PHONY: install serve test bench bench-gateway bench-local clean
+.PHONY: install install-browser serve test bench bench-gateway bench-local vendor clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +17,17 @@ $(STAMP): pyproject.toml Makefile
 	touch $@
 
 install: $(STAMP)
+
+# Debian's Chromium and CJK fonts for the browser tests (tests/console, opt-in: TEMPER_TEST_BROWSER=1 or --browser).
+install-browser:
+	dpkg -s chromium fonts-noto-cjk >/dev/null 2>&1 || { $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends chromium fonts-noto-cjk; }
+
+# Refresh the vendored Chart.js from npm (development only; the file is committed).
+CHARTJS := 4.6.1
+vendor:
+	cd /tmp && npm pack chart.js@$(CHARTJS) >/dev/null && tar xzf chart.js-$(CHARTJS).tgz package/dist/chart.umd.min.js package/LICENSE.md
+	cp /tmp/package/dist/chart.umd.min.js temper/server/console/static/vendor/chart.umd.min.js
+	cp /tmp/package/LICENSE.md temper/server/console/static/vendor/chart.js-LICENSE.md
 
 serve: install
 	$(BIN)/temper serve

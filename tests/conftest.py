@@ -21,6 +21,24 @@ ROOT = Path(__file__).resolve().parents[1]
 TEMPER = [sys.executable, "-m", "temper.cli.main"]
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--browser", action="store_true", default=False,
+                     help="Also run the console tests in a real Chromium (also on with TEMPER_TEST_BROWSER=1).")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "browser: drives the web console in a real Chromium (opt-in: --browser)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--browser") or os.environ.get("TEMPER_TEST_BROWSER") == "1":
+        return
+    skip = pytest.mark.skip(reason="browser test: run with --browser (needs Debian's chromium)")
+    for item in items:
+        if "browser" in item.keywords:
+            item.add_marker(skip)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
