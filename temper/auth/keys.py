@@ -66,7 +66,7 @@ def _positive(name: str, value: int | None) -> None:
 def create_key(db: str, *, name: str = "", workspace_id: str = DEFAULT_WORKSPACE,
                allowed_models: list[str] | None = None, rpm: int | None = None, tpm: int | None = None,
                token_budget: int | None = None, expires_at: datetime | None = None,
-               secret: str | None = None) -> tuple[KeyInfo, str]:
+               secret: str | None = None, is_admin: bool = False) -> tuple[KeyInfo, str]:
     """Create a key; returns its info and the plaintext, which is never stored or shown again.
 
     ``secret`` imports an existing key (e.g. when moving clients over from another gateway)."""
@@ -84,7 +84,7 @@ def create_key(db: str, *, name: str = "", workspace_id: str = DEFAULT_WORKSPACE
         if s.scalar(select(ApiKey.id).where(ApiKey.key_hash == hash_key(plain))) is not None:
             raise Conflict("that key already exists", param="key")
     row = ApiKey(id=new_id("key"), workspace_id=workspace_id, name=name, key_hash=hash_key(plain),
-                 prefix=plain[:14], allowed_models=allowed_models or None, rpm=rpm, tpm=tpm,
+                 prefix=plain[:14], is_admin=is_admin, allowed_models=allowed_models or None, rpm=rpm, tpm=tpm,
                  token_budget=token_budget, tokens_used=0, expires_at=expires_at, created_at=utcnow())
     with session(db) as s:
         s.add(row)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import typer
 
-from temper.cli import chat, keys, models, serve, usage
+from temper.cli import chat, keys, models, serve, usage, users
 
 app = typer.Typer(help="Temper: a self-hosted model studio.", no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False)
@@ -12,6 +12,7 @@ app.command("chat")(chat.chat)
 app.command("usage")(usage.usage)
 app.add_typer(models.app, name="models", help="The model plaza: list, add, show and remove models.")
 app.add_typer(keys.app, name="keys", help="API keys: create, list and revoke.")
+app.add_typer(users.app, name="users", help="Console users: add, list, passwd and remove.")
 
 
 def main() -> None:

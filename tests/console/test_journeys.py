@@ -161,3 +161,21 @@ def test_newcomer_journey(lang: str, open_console: Callable[[str], Console], con
     expect(page).to_have_url(re.compile(r"/signin"))
     admin.goto("/keys")
     expect(page).to_have_url(re.compile(r"/signin\?next=%2Fkeys"))
+
+
+def test_sign_in_with_a_password(open_console: Callable[[str], Console], console_server: Server) -> None:
+    r = console_server.api("POST", "/api/v1/users", json={"username": "李雷", "password": "a long enough pass"})
+    assert r.status_code == 201
+    user = open_console("zh")
+    page = user.page
+    user.goto("/")
+    page.click("[data-test=signin-mode-password]")
+    page.fill("[data-test=signin-username]", "李雷")
+    page.fill("[data-test=signin-password]", "a long enough pass")
+    user.shot("signin-password")
+    page.click("[data-test=signin-submit]")
+    expect(page.locator("header.top")).to_contain_text("李雷 (console)")
+    expect(page.locator("header.top")).to_contain_text("成员")
+    expect(page.locator("[data-nav=keys]")).to_have_count(0)
+    user.goto("/keys")  # an admin-only page sends a member back to the plaza
+    expect(page).to_have_url(re.compile(r"/models$"))

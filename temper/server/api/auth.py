@@ -1,6 +1,8 @@
 """Management API: console sign-in (a session cookie opened with a key), who am I, sign-out."""
 from __future__ import annotations
 
+import math
+import time
 from datetime import timedelta
 from typing import Literal
 from urllib.parse import urlsplit
@@ -10,17 +12,23 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from temper.auth.keys import KeyInfo
 from temper.auth.sessions import SESSION_COOKIE, SessionInfo, create_session, end_session
-from temper.errors import PermissionDenied
+from temper.auth.users import verify_user
+from temper.errors import InvalidRequest, PermissionDenied, RateLimited
 from temper.server.api.deps import caller, runtime
 from temper.server.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+SIGN_INS_PER_5_MIN = 30
 
 
 class SignIn(BaseModel):
+    """Either ``key`` (the admin key or an API key) or ``username`` + ``password`` (a console user)."""
+
     model_config = ConfigDict(extra="forbid")
-    key: str = Field(min_length=1, max_length=500, description="The admin key or an API key.")
+    key: str | None = Field(None, min_length=1, max_length=500)
+    username: str | None = Field(None, min_length=1, max_length=100)
+    password: str | None = Field(None, min_length=1, max_length=500)
 
 
 class Identity(BaseModel):
@@ -49,6 +57,16 @@ def _same_origin(request: Request) -> None:
         raise PermissionDenied("Sign-in must come from the console's own page.", code="cross_origin")
 
 
+def _throttle(request: Request, rt: Runtime) -> None:
+    """At most SIGN_INS_PER_5_MIN sign-in attempts per client address (guessing passwords is slow)."""
+    client = request.client.host if request.client else "?"
+    _, wait = rt.limits.store.take(f"signin:{client}", SIGN_INS_PER_5_MIN, SIGN_INS_PER_5_MIN / 300, 1,
+                                   time.monotonic())
+    if wait:
+        raise RateLimited(f"Too many sign-in attempts. Try again in {math.ceil(wait)} s.",
+                          headers={"retry-after": str(math.ceil(wait))})
+
+
 def _secure(request: Request, rt: Runtime) -> bool:
     mode = rt.settings.cookie_secure
     if mode != "auto":
@@ -59,7 +77,13 @@ def _secure(request: Request, rt: Runtime) -> bool:
 @router.post("/session", response_model=Identity, status_code=201)
 def sign_in(body: SignIn, request: Request, response: Response, rt: Runtime = Depends(runtime)) -> dict:
     _same_origin(request)
-    key = rt.authenticate(b"Bearer " + body.key.strip().encode("utf-8", "replace"))
+    _throttle(request, rt)
+    if body.key and not (body.username or body.password):
+        key = rt.authenticate(b"Bearer " + body.key.strip().encode("utf-8", "replace"))
+    elif body.username and body.password and not body.key:
+        key = verify_user(rt.db, body.username, body.password)
+    else:
+        raise InvalidRequest("Send either a key, or a username and a password.", param="key")
     ttl = timedelta(hours=rt.settings.session_ttl_h)
     sess, token = create_session(rt.db, key, ttl, request.headers.get("user-agent", ""))
     response.set_cookie(SESSION_COOKIE, token, max_age=int(ttl.total_seconds()), path="/", httponly=True,
