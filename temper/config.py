@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     upstream_connect_timeout_s: float = Field(default=5.0, description="Connect timeout to remote upstreams.")
     local_threads: int = Field(default=0, description="Threads for local models (0: all cores, at most 4).")
     session_ttl_h: float = Field(default=12.0, gt=0, description="How long a console sign-in lasts, in hours.")
+    signin_attempts: int = Field(default=30, gt=0, description="Console sign-in attempts per client address "
+                                 "per 5 minutes.")
     cookie_secure: Literal["auto", "always", "never"] = Field(
         default="auto", description="Mark the console cookie Secure: auto = on HTTPS and on loopback hosts.")
 

@@ -112,7 +112,7 @@ def test_users_cli(server: Server) -> None:
 
 @pytest.fixture
 def fresh(tmp_path: Path) -> Iterator[Server]:
-    s = start_server(tmp_path)
+    s = start_server(tmp_path, {"TEMPER_SIGNIN_ATTEMPTS": "30"})  # the default
     yield s
     stop_server(s)
 

@@ -19,7 +19,6 @@ from temper.server.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
-SIGN_INS_PER_5_MIN = 30
 
 
 class SignIn(BaseModel):
@@ -58,10 +57,10 @@ def _same_origin(request: Request) -> None:
 
 
 def _throttle(request: Request, rt: Runtime) -> None:
-    """At most SIGN_INS_PER_5_MIN sign-in attempts per client address (guessing passwords is slow)."""
+    """At most ``signin_attempts`` per client address per 5 minutes, so guessing passwords is slow."""
     client = request.client.host if request.client else "?"
-    _, wait = rt.limits.store.take(f"signin:{client}", SIGN_INS_PER_5_MIN, SIGN_INS_PER_5_MIN / 300, 1,
-                                   time.monotonic())
+    per_5_min = rt.settings.signin_attempts
+    _, wait = rt.limits.store.take(f"signin:{client}", per_5_min, per_5_min / 300, 1, time.monotonic())
     if wait:
         raise RateLimited(f"Too many sign-in attempts. Try again in {math.ceil(wait)} s.",
                           headers={"retry-after": str(math.ceil(wait))})
