@@ -35,6 +35,10 @@ class KeyInfo:
     revoked_at: datetime | None = None
     created_at: datetime | None = None
 
+    def allows(self, *names: str) -> bool:
+        """Whether the key may use a model known by any of ``names`` (its id, aliases, the name asked)."""
+        return self.allowed_models is None or any(n in self.allowed_models for n in names)
+
     def as_dict(self) -> dict:
         d = dict(self.__dict__)
         for k in ("expires_at", "revoked_at", "created_at"):

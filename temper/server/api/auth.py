@@ -104,5 +104,5 @@ def sign_out(request: Request, _: KeyInfo = Depends(caller), rt: Runtime = Depen
         end_session(rt.db, token)
         rt.sessions.pop(token, None)
     response = Response(status_code=204)
-    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict", secure=_secure(request, rt))
     return response

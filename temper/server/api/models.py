@@ -80,8 +80,7 @@ class ModelList(BaseModel):
 
 
 def _visible(key: KeyInfo, e: ModelEntry) -> bool:
-    allowed = key.allowed_models
-    return key.is_admin or allowed is None or e.id in allowed or any(a in allowed for a in e.aliases)
+    return key.is_admin or key.allows(e.id, *e.aliases)
 
 
 def _matches(e: ModelEntry, q: str) -> bool:

@@ -11,8 +11,8 @@ from starlette.types import Receive, Scope, Send
 from temper.errors import NotFound
 
 STATIC = Path(__file__).parent / "static"
-# Not console paths: the API and docs keep their own 404s.
-RESERVED = ("api/", "v1/", "assets/", "docs", "redoc", "openapi.json", "health")
+# First path segments that are not console pages: the API and docs keep their own 404s.
+RESERVED = frozenset({"api", "v1", "assets", "docs", "redoc", "openapi.json", "health"})
 SECURITY_HEADERS = {
     "content-security-policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                                "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
@@ -39,13 +39,23 @@ class Assets(StaticFiles):
 router = APIRouter(include_in_schema=False)
 
 
+def _unknown(request: Request) -> NotFound:
+    return NotFound(f"Unknown request URL: {request.method} {request.url.path}.", code="unknown_url")
+
+
 @router.get("/{path:path}")
 def shell(path: str, request: Request) -> Response:
     """The page shell for any console URL; the client-side router renders the page."""
-    if path.startswith(RESERVED):
-        raise NotFound(f"Unknown request URL: GET {request.url.path}.", code="unknown_url")
+    if path.split("/", 1)[0] in RESERVED:
+        raise _unknown(request)
     return HTMLResponse((STATIC / "index.html").read_bytes(),
                         headers={"cache-control": "no-cache", **SECURITY_HEADERS})
+
+
+@router.api_route("/{path:path}", methods=["POST", "PUT", "PATCH", "DELETE"])
+def unknown(request: Request) -> Response:
+    """Other methods on paths no route claims: 404, as before the shell route matched every path."""
+    raise _unknown(request)
 
 
 def mount(app: FastAPI) -> None:

@@ -17,7 +17,7 @@ import orjson
 
 from temper.auth.keys import KeyInfo
 from temper.auth.sessions import CSRF_HEADER
-from temper.errors import InvalidRequest, NotFound, PermissionDenied, TemperError
+from temper.errors import InvalidRequest, ModelNotFound, NotFound, PermissionDenied, TemperError
 from temper.models.catalog import ModelEntry
 from temper.models.provider import Operation, Reply
 from temper.server.openai import protocol
@@ -95,8 +95,8 @@ class Gateway:
                                       code="method_not_allowed")
                 await self.handle(op, scope, receive, send, rid, headers)
             elif path == "/v1/models" or path.startswith("/v1/models/"):
-                self.key(scope)
-                await send_json(send, 200, self.models(path[len("/v1/models/"):]), headers)
+                key = self.key(scope)
+                await send_json(send, 200, self.models(path[len("/v1/models/"):], key), headers)
             else:
                 raise NotFound(f"Unknown request URL: {scope['method']} {scope['path']}.", code="unknown_url")
         except TemperError as e:
@@ -111,11 +111,16 @@ class Gateway:
         return self.rt.authenticate_session(cookie_value(cookie.decode("latin-1")),
                                             csrf.decode("latin-1") if csrf else None, scope["method"] == "GET")
 
-    def models(self, model_id: str) -> bytes:
+    def models(self, model_id: str, key: KeyInfo) -> bytes:
+        """The models this key may use (all of them for a key without a model list)."""
         if model_id:
-            return orjson.dumps(self.rt.catalog.resolve(model_id).openai_object())
+            entry = self.rt.catalog.resolve(model_id)
+            if not key.allows(entry.id, model_id, *entry.aliases):
+                raise ModelNotFound(f"The model `{model_id}` does not exist or you do not have access to it.",
+                                    param="model")
+            return orjson.dumps(entry.openai_object())
         return orjson.dumps({"object": "list", "data": [e.openai_object() for e in self.rt.catalog.list()
-                                                        if e.status == "active"]})
+                                                        if e.status == "active" and key.allows(e.id, *e.aliases)]})
 
     def _resolve(self, key: KeyInfo, req: Any, op: Operation) -> ModelEntry:
         if not isinstance(req, dict):
@@ -125,8 +130,7 @@ class Gateway:
             raise InvalidRequest("Missing required parameter: 'model'.", param="model",
                                  code="missing_required_parameter")
         entry = self.rt.catalog.resolve(name)
-        if key.allowed_models is not None and entry.id not in key.allowed_models \
-                and name not in key.allowed_models:
+        if not key.allows(entry.id, name):
             raise PermissionDenied(f"This API key is not allowed to use the model `{name}`.", param="model")
         if entry.modality != op:
             raise InvalidRequest(f"`{entry.id}` is a {entry.modality} model and is not supported on "
