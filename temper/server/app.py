@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
@@ -31,6 +32,7 @@ def management_app(rt: Runtime) -> FastAPI:
     app = FastAPI(title="Temper", version=__version__, description=(
         "Management API of Temper. The OpenAI-compatible API lives under /v1 (see docs/api.md)."))
     app.state.runtime = rt
+    app.add_middleware(GZipMiddleware, minimum_size=2048)  # console assets and large lists; /v1 never passes here
 
     @app.exception_handler(TemperError)
     async def temper_error(_: Request, e: TemperError) -> JSONResponse:

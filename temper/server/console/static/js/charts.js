@@ -22,7 +22,6 @@ export function timeChart(points, series, { bucket = "hour", title } = {}) {
   const usesY2 = series.some((s) => s.axis === "y2");
   const draw = () => {
     if (!window.Chart) return setTimeout(draw, 50);
-    // eslint-disable-next-line no-new
     new window.Chart(canvas, {
       data: {
         labels: points.map((p) => label(p.t, bucket)),

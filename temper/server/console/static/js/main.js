@@ -47,7 +47,7 @@ export function signedIn(me) {
 }
 
 async function signOut() {
-  try { await del("/api/v1/auth/session"); } catch (e) { /* already signed out */ }
+  try { await del("/api/v1/auth/session"); } catch { /* already signed out */ }
   state.me = null;
   setCsrf(null);
   navigate("/signin", { replace: true });
@@ -77,7 +77,7 @@ function layout(active) {
 }
 
 async function route() {
-  if (state.cleanup) { try { state.cleanup(); } catch (e) { /* page already gone */ } state.cleanup = null; }
+  if (state.cleanup) { try { state.cleanup(); } catch { /* page already gone */ } state.cleanup = null; }
   const { pathname, search } = location;
   const match = PAGES.map((p) => ({ p, m: pathname.match(p.path) })).find((x) => x.m);
   if (match && match.p.redirect) return navigate(match.p.redirect, { replace: true });

@@ -94,6 +94,25 @@ export function modal({ title, body, actions = [], onClose }) {
   return { close, root: back };
 }
 
+/** A modal around `form`: Submit validates it, shows a spinner, runs `submit(values)` and closes, or shows
+ * the error in place and stays open. */
+export function formDialog({ title, form, submitLabel, test, submit }) {
+  const msg = h("div", {});
+  return modal({
+    title, body: h("div", {}, form, msg),
+    actions: [
+      { label: t("common.cancel"), onClick: (_, close) => close() },
+      {
+        label: submitLabel, kind: "primary", test, onClick: (e, close) => {
+          if (!form.reportValidity()) return;
+          mount(msg);
+          busy(e.currentTarget, async () => { await submit(formValues(form)); close(); }, (err) => mount(msg, errorBox(err)));
+        },
+      },
+    ],
+  });
+}
+
 export function confirmDialog(message, { ok = t("common.confirm"), danger = false } = {}) {
   return new Promise((resolve) => {
     let answered = false;

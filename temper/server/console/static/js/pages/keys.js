@@ -1,7 +1,7 @@
 // API keys: create (the secret is shown once), limits and budget, revoke, and a link to each key's usage.
 import { del, get, post } from "../api.js";
 import { fmtNum, fmtTime, t } from "../i18n.js";
-import { badge, busy, confirmDialog, emptyState, errorBox, field, formValues, h, modal, mount, pagedList, progress, table, toast } from "../ui.js";
+import { badge, busy, confirmDialog, emptyState, field, formDialog, h, modal, mount, pagedList, progress, table, toast } from "../ui.js";
 
 function status(k) {
   if (k.revoked_at) return badge(t("keys.revoked"), "err");
@@ -25,7 +25,7 @@ function limits(k) {
 function showSecret(created) {
   const secret = h("div", { class: "secret", "data-test": "new-key-secret" }, created.key);
   const copy = h("button", { onclick: async () => {
-    try { await navigator.clipboard.writeText(created.key); toast(t("keys.copied")); } catch (e) { toast(t("keys.copy_failed"), "err"); }
+    try { await navigator.clipboard.writeText(created.key); toast(t("keys.copied")); } catch { toast(t("keys.copy_failed"), "err"); }
   } }, t("keys.copy"));
   modal({
     title: t("keys.created_title", { name: created.name || created.prefix }),
@@ -36,7 +36,7 @@ function showSecret(created) {
 
 async function createDialog(onCreated) {
   let models = [];
-  try { models = (await get("/api/v1/models", { limit: 1000 })).data; } catch (e) { /* the form still works for all models */ }
+  try { models = (await get("/api/v1/models", { limit: 1000 })).data; } catch { /* the form still works for all models */ }
   const picks = h("div", { class: "tags", style: { maxHeight: "120px", overflow: "auto" } }, models.map((m) =>
     h("label", { class: "check badge" }, h("input", { type: "checkbox", value: m.id, "data-model": m.id }), m.id)));
   const form = h("form", {},
@@ -48,27 +48,15 @@ async function createDialog(onCreated) {
     h("div", { class: "row" },
       field(t("keys.budget"), h("input", { name: "token_budget", type: "number", min: "1" })),
       field(t("keys.expires"), h("input", { name: "expires_at", type: "date" }))));
-  const msg = h("div", {});
-  modal({
-    title: t("keys.create_title"), body: h("div", {}, form, msg),
-    actions: [
-      { label: t("common.cancel"), onClick: (_, close) => close() },
-      {
-        label: t("keys.create"), kind: "primary", test: "create-key-submit", onClick: (e, close) => {
-          if (!form.reportValidity()) return;
-          const v = formValues(form);
-          const allowed = [...picks.querySelectorAll("input:checked")].map((x) => x.value);
-          const body = { name: v.name, rpm: v.rpm, tpm: v.tpm, token_budget: v.token_budget,
-            allowed_models: allowed.length ? allowed : null,
-            expires_at: v.expires_at ? new Date(`${v.expires_at}T23:59:59`).toISOString() : undefined };
-          busy(e.currentTarget, async () => {
-            const created = await post("/api/v1/keys", body);
-            close();
-            onCreated(created);
-          }, (err) => mount(msg, errorBox(err)));
-        },
-      },
-    ],
+  formDialog({
+    title: t("keys.create_title"), form, submitLabel: t("keys.create"), test: "create-key-submit",
+    submit: async (v) => {
+      const allowed = [...picks.querySelectorAll("input:checked")].map((x) => x.value);
+      onCreated(await post("/api/v1/keys", {
+        name: v.name, rpm: v.rpm, tpm: v.tpm, token_budget: v.token_budget, allowed_models: allowed.length ? allowed : null,
+        expires_at: v.expires_at ? new Date(`${v.expires_at}T23:59:59`).toISOString() : undefined,
+      }));
+    },
   });
 }
 

@@ -2,7 +2,7 @@
 // "add a remote model" form (any OpenAI-compatible endpoint).
 import { get, post } from "../api.js";
 import { fmtNum, t } from "../i18n.js";
-import { badge, busy, emptyState, errorBox, field, formValues, h, modal, mount, pagedList, table, toast } from "../ui.js";
+import { badge, emptyState, field, formDialog, h, mount, pagedList, table, toast } from "../ui.js";
 
 const MODALITIES = ["chat", "completion", "embedding", "rerank"];
 
@@ -57,28 +57,15 @@ export function addModelDialog(onAdded) {
       field(t("models.output_price"), h("input", { name: "output_price", type: "number", min: "0", step: "any" }))),
     field(t("models.tags"), h("input", { name: "tags", placeholder: t("models.tags_hint") })),
     field(t("models.description"), h("input", { name: "description" })));
-  const msg = h("div", {});
-  const dialog = modal({
-    title: t("models.add_title"), body: h("div", {}, form, msg),
-    actions: [
-      { label: t("common.cancel"), onClick: (_, close) => close() },
-      {
-        label: t("models.add"), kind: "primary", test: "add-model-submit", onClick: (e, close) => {
-          if (!form.reportValidity()) return;
-          const v = formValues(form);
-          v.provider = "openai_compat";
-          v.tags = v.tags ? v.tags.split(/[,，]/).map((x) => x.trim()).filter(Boolean) : undefined;
-          busy(e.currentTarget, async () => {
-            const m = await post("/api/v1/models", v);
-            close();
-            toast(t("models.added", { id: m.id }));
-            onAdded(m);
-          }, (err) => mount(msg, errorBox(err)));
-        },
-      },
-    ],
+  return formDialog({
+    title: t("models.add_title"), form, submitLabel: t("models.add"), test: "add-model-submit",
+    submit: async (v) => {
+      const tags = v.tags ? v.tags.split(/[,，]/).map((x) => x.trim()).filter(Boolean) : undefined;
+      const m = await post("/api/v1/models", { ...v, tags, provider: "openai_compat" });
+      toast(t("models.added", { id: m.id }));
+      onAdded(m);
+    },
   });
-  return dialog;
 }
 
 export function render(root, { me, query, navigate }) {
