@@ -128,4 +128,8 @@ def verify_user(db: str, username: str, password: str) -> KeyInfo:
     stored = row.password_hash if row else _unknown_user_hash()
     if not _password_ok(password, stored) or row is None:
         raise AuthenticationError("Wrong username or password.", code="invalid_credentials")
-    return get_key(db, row.key_id)
+    key = get_key(db, row.key_id)
+    if key.revoked_at is not None:
+        raise AuthenticationError(f"The account {row.username!r} is disabled: its personal key was revoked.",
+                                  code="account_disabled")
+    return key

@@ -46,6 +46,10 @@ def test_user_signs_in_with_a_password_and_is_metered_under_their_name(server: S
     assert rows and rows[0]["key_name"] == "王小明 (console)" and rows[0]["requests"] == 1
     row = server.db().execute("select password_hash from users where id = ?", (user["id"],)).fetchone()
     assert row[0].startswith("scrypt$") and PASSWORD not in row[0]
+    # Revoking the personal key (e.g. from the keys page) disables the account
+    assert server.api("DELETE", f"/api/v1/keys/{user['key_id']}").status_code == 200
+    r = sign_in(server, username="王小明", password=PASSWORD)
+    assert r.status_code == 401 and r.json()["error"]["code"] == "account_disabled"
 
 
 def test_wrong_credentials_and_bad_input(server: Server) -> None:
