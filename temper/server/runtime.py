@@ -22,6 +22,7 @@ from temper.plugins import plugin_manager, providers
 from temper.store.db import migrate, revisions
 
 log = logging.getLogger("temper.server")
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})  # need no CSRF token
 
 
 class Runtime:
@@ -115,6 +116,13 @@ class Runtime:
                                       "the Authorization header (Authorization: Bearer YOUR_KEY).",
                                       code="missing_api_key")
         return sess
+
+    def identify(self, authorization: bytes | None, session_token: str | None, csrf: str | None,
+                 method: str) -> KeyInfo:
+        """The caller of any surface: a Bearer key when one is sent, else the console session."""
+        if authorization or not session_token:
+            return self.authenticate(authorization)
+        return self.authenticate_session(session_token, csrf, method in SAFE_METHODS)
 
     def authenticate_session(self, token: str | None, csrf: str | None, safe: bool) -> KeyInfo:
         """The key a console session acts as. State-changing requests (``safe`` False) must echo the

@@ -12,8 +12,6 @@ from temper.auth.sessions import CSRF_HEADER, SESSION_COOKIE
 from temper.errors import PermissionDenied
 from temper.server.runtime import Runtime
 
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
 
 def runtime(request: Request) -> Runtime:
     return request.app.state.runtime
@@ -23,10 +21,8 @@ def caller(request: Request) -> KeyInfo:
     """Any valid key or console session: admins and members."""
     rt: Runtime = request.app.state.runtime
     authorization = request.headers.get("authorization")
-    if authorization or SESSION_COOKIE not in request.cookies:
-        return rt.authenticate((authorization or "").encode("latin-1"))
-    return rt.authenticate_session(request.cookies.get(SESSION_COOKIE), request.headers.get(CSRF_HEADER),
-                                   request.method in SAFE_METHODS)
+    return rt.identify(authorization.encode("latin-1") if authorization else None,
+                       request.cookies.get(SESSION_COOKIE), request.headers.get(CSRF_HEADER), request.method)
 
 
 def admin(request: Request) -> KeyInfo:

@@ -6,10 +6,9 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from temper.errors import ModelNotFound
-from temper.models.catalog import add_model, entry_from_spec, remove_model
 from temper.auth.keys import KeyInfo
-from temper.models.catalog import ModelEntry
+from temper.errors import ModelNotFound
+from temper.models.catalog import ModelEntry, add_model, entry_from_spec, remove_model
 from temper.server.api.deps import admin, caller, page, runtime
 from temper.server.runtime import Runtime
 

@@ -105,11 +105,11 @@ class Gateway:
     def key(self, scope: Scope) -> KeyInfo:
         """A Bearer key, else the console session in the cookie (the playground calls /v1 directly)."""
         authorization = _header(scope, b"authorization")
-        if authorization or not (cookie := _header(scope, b"cookie")):
+        if authorization:  # the hot path: no cookie parsing
             return self.rt.authenticate(authorization)
-        csrf = _header(scope, CSRF_HEADER.encode())
-        return self.rt.authenticate_session(cookie_value(cookie.decode("latin-1")),
-                                            csrf.decode("latin-1") if csrf else None, scope["method"] == "GET")
+        cookie, csrf = _header(scope, b"cookie"), _header(scope, CSRF_HEADER.encode())
+        return self.rt.identify(None, cookie_value(cookie.decode("latin-1")) if cookie else None,
+                                csrf.decode("latin-1") if csrf else None, scope["method"])
 
     def models(self, model_id: str, key: KeyInfo) -> bytes:
         """The models this key may use (all of them for a key without a model list)."""
