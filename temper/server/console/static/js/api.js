@@ -58,6 +58,7 @@ export async function api(method, path, body, { signal } = {}) {
 export const get = (path, params, opts) => api("GET", path + query(params), undefined, opts);
 export const post = (path, body, opts) => api("POST", path, body ?? {}, opts);
 export const patch = (path, body, opts) => api("PATCH", path, body, opts);
+export const put = (path, body, opts) => api("PUT", path, body, opts);
 export const del = (path, opts) => api("DELETE", path, undefined, opts);
 
 /** POST a streaming request and yield each `data:` JSON event until `[DONE]`. */

@@ -55,3 +55,15 @@ export function fmtTime(iso) {
   if (!iso) return "—";
   return new Date(iso).toLocaleString(locale(), { dateStyle: "medium", timeStyle: "short" });
 }
+
+/** A moment to the second (trace lists and spans). */
+export function fmtDateTimeSec(iso) {
+  if (!iso) return "—";
+  return new Date(iso).toLocaleString(locale(), { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit" });
+}
+
+/** A fraction (0.125) as a percentage ("12.5%"). */
+export function fmtPct(x, digits = 1) {
+  if (x === null || x === undefined || Number.isNaN(x)) return "—";
+  return Number(x * 100).toLocaleString(locale(), { maximumFractionDigits: digits }) + "%";
+}

@@ -13,6 +13,13 @@ const PAGES = [
   { path: /^\/playground$/, module: "playground", nav: "playground" },
   { path: /^\/keys$/, module: "keys", nav: "keys", admin: true },
   { path: /^\/usage$/, module: "usage", nav: "usage" },
+  { path: /^\/traces$/, module: "traces", nav: "traces" },
+  { path: /^\/traces\/(?<id>[^/]+)$/, module: "trace_detail", nav: "traces" },
+  { path: /^\/analytics$/, module: "analytics", nav: "analytics" },
+  { path: /^\/annotations$/, module: "annotations", nav: "annotations" },
+  { path: /^\/annotations\/(?<id>[^/]+)$/, module: "annotate", nav: "annotations" },
+  { path: /^\/prompts$/, module: "prompts", nav: "prompts" },
+  { path: /^\/prompts\/(?<name>[^/]+)$/, module: "prompt_detail", nav: "prompts" },
 ];
 // The sidebar, in order. Later capabilities add their pages here and in PAGES.
 const NAV = [
@@ -20,7 +27,13 @@ const NAV = [
   { id: "playground", href: "/playground" },
   { id: "keys", href: "/keys", admin: true },
   { id: "usage", href: "/usage" },
+  { group: "ops" },
+  { id: "traces", href: "/traces" },
+  { id: "analytics", href: "/analytics" },
+  { id: "annotations", href: "/annotations" },
+  { id: "prompts", href: "/prompts" },
 ];
+const GROUPS = { ops: () => t("nav.group_ops") };
 
 const app = document.getElementById("app");
 const state = { me: null, cleanup: null };
@@ -61,8 +74,9 @@ function layout(active) {
   mount(app, h("div", { class: "shell" },
     h("aside", { class: "side" },
       h("div", { class: "brand" }, h("img", { src: "/assets/favicon.svg", alt: "" }), h("span", {}, "Temper")),
-      h("nav", { class: "nav" }, NAV.filter((n) => !n.admin || me.role === "admin").map((n) =>
-        h("a", { href: n.href, class: n.id === active ? "active" : "", "data-nav": n.id, title: t(`nav.${n.id}`) },
+      h("nav", { class: "nav" }, NAV.filter((n) => !n.admin || me.role === "admin").map((n) => n.group
+        ? h("div", { class: "nav-group" }, GROUPS[n.group]())
+        : h("a", { href: n.href, class: n.id === active ? "active" : "", "data-nav": n.id, title: t(`nav.${n.id}`) },
           h("span", { class: "icon" }, icon(n.id)), h("span", { class: "label" }, t(`nav.${n.id}`))))),
       h("div", { class: "foot" }, t("app.tagline"))),
     h("div", { class: "main" },

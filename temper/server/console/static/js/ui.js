@@ -173,6 +173,40 @@ export function pagedList(root, { load, render, empty, limit = 20 }) {
   return reload;
 }
 
+/**
+ * A list paged by cursor ("load more"): `load(cursor)` returns {data, has_more, next_cursor}; `render(rows)` draws
+ * every row loaded so far; `empty()` draws the empty state. Returns `reload()` (back to the first page).
+ */
+export function cursorList(root, { load, render, empty }) {
+  let rows = [];
+  let generation = 0;
+  async function more(cursor, button) {
+    const mine = generation;
+    try {
+      const page = await load(cursor);
+      if (mine !== generation) return;
+      rows = rows.concat(page.data);
+      const next = page.has_more && page.next_cursor;
+      const btn = next && h("button", { "data-test": "load-more", onclick: (e) => busy(e.currentTarget, () => more(next, e.currentTarget)) },
+        t("common.load_more"));
+      mount(root, rows.length ? render(rows) : empty(),
+        h("div", { class: "pager" }, rows.length ? t("common.shown_n", { n: fmtNum(rows.length) }) : null, btn || null));
+    } catch (e) {
+      if (mine !== generation) return;
+      if (button) throw e;
+      mount(root, errorBox(e));
+    }
+  }
+  function reload() {
+    generation += 1;
+    rows = [];
+    mount(root, h("div", { class: "muted" }, spinner(), " ", t("common.loading")));
+    return more(null);
+  }
+  reload();
+  return reload;
+}
+
 /** Collect a form's named inputs into an object (numbers as numbers, empty as undefined). */
 export function formValues(form) {
   const out = {};
@@ -189,6 +223,10 @@ const ICONS = {
   playground: "M4 5h16v11H9l-5 4z",
   keys: "M14 10a4 4 0 1 1 0-.01M10.5 12.5 4 19m2-2 2 2m0-4 2 2",
   usage: "M4 20V10M10 20V4M16 20v-7M21 20H3",
+  traces: "M4 6h9M7 12h10M10 18h10M4 4v4M7 10v4M10 16v4",
+  analytics: "M3 17l5-6 4 3 5-7 4 4M3 21h18",
+  annotations: "M9 11l3 3 8-8M20 12v7a1 1 0 0 1-1 1H5a1 1 0 0 1-1-1V5a1 1 0 0 1 1-1h11",
+  prompts: "M4 4h16v12H8l-4 4zM8 8h8M8 12h5",
 };
 
 /** A small stroke icon (inline SVG, so it needs no font glyph). */
