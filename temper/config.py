@@ -28,6 +28,20 @@ class Settings(BaseSettings):
     cookie_secure: Literal["auto", "always", "never"] = Field(
         default="auto", description="Mark the console cookie Secure: auto = on HTTPS and on loopback hosts.")
 
+    tracing: bool = Field(default=True, description="Trace every gateway call and pipeline into the span store.")
+    trace_queue_size: int = Field(default=20_000, gt=0, description="Finished spans waiting for export; more "
+                                  "are dropped (and counted) rather than slowing requests.")
+    trace_flush_s: float = Field(default=0.5, gt=0, description="Max delay before finished spans are written.")
+    trace_payload_chars: int = Field(default=8000, ge=0, description="Characters of each span input/output "
+                                     "kept (the rest is cut).")
+    trace_mask_pii: bool = Field(default=False, description="Mask e-mail addresses, phone, card and ID numbers "
+                                 "in stored span inputs/outputs.")
+    trace_retention_days: float = Field(default=30, gt=0, description="Traces older than this are deleted.")
+    otlp_endpoint: str | None = Field(default=None, description="Also export spans to this OTLP/HTTP URL "
+                                      "(e.g. http://collector:4318/v1/traces).")
+    otlp_headers: str | None = Field(default=None, description="Headers for the OTLP endpoint: k1=v1,k2=v2.")
+    otlp_payloads: bool = Field(default=False, description="Include span inputs/outputs in OTLP export.")
+
     @property
     def home_dir(self) -> Path:
         return self.home.expanduser()

@@ -19,3 +19,11 @@ def register_providers(settings: Settings) -> list[Provider]:  # type: ignore[em
 @hookspec
 def register_models(settings: Settings) -> list[ModelEntry]:  # type: ignore[empty-body]
     """Return built-in catalogue entries; ids must be unique across plugins."""
+
+
+@hookspec(firstresult=True)
+def mask_trace_payload(text: str) -> str | None:  # type: ignore[empty-body]
+    """Return ``text`` with personal data masked before a span input/output is stored or exported.
+
+    The first plugin that returns a string wins; it replaces the built-in masking (TEMPER_TRACE_MASK_PII).
+    """

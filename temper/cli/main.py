@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import typer
 
-from temper.cli import chat, keys, models, serve, usage, users
+from temper.cli import chat, keys, models, prompts, serve, usage, users
 
 app = typer.Typer(help="Temper: a self-hosted model studio.", no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False)
@@ -13,6 +13,7 @@ app.command("usage")(usage.usage)
 app.add_typer(models.app, name="models", help="The model plaza: list, add, show and remove models.")
 app.add_typer(keys.app, name="keys", help="API keys: create, list and revoke.")
 app.add_typer(users.app, name="users", help="Console users: add, list, passwd and remove.")
+app.add_typer(prompts.app, name="prompts", help="Prompt templates: versions, labels, diff.")
 
 
 def main() -> None:

@@ -14,8 +14,11 @@ from dataclasses import dataclass
 from temper.errors import InvalidRequest, ModelNotFound, UpstreamError
 from temper.models.catalog import Catalog, ModelEntry
 from temper.models.provider import Deployment, Operation, Provider, Reply
+from temper.ops import tracing
 
 log = logging.getLogger("temper.router")
+SPAN_KIND = {"chat": "llm", "completion": "llm", "embedding": "embedding", "rerank": "rerank"}
+GEN_AI_OPERATION = {"chat": "chat", "completion": "text_completion", "embedding": "embeddings", "rerank": "rerank"}
 
 
 @dataclass
@@ -68,9 +71,9 @@ class Router:
             if fb.modality == entry.modality:
                 chain.append(fb)
         last: UpstreamError | None = None
-        for model in chain:
+        for n, model in enumerate(chain):
             try:
-                return Routed(await self._call_model(op, model, req, stream), model)
+                return Routed(await self._call_model(op, model, req, stream, n), model)
             except UpstreamError as e:
                 last = e
                 if model is not chain[-1]:
@@ -78,7 +81,8 @@ class Router:
         assert last is not None
         raise last
 
-    async def _call_model(self, op: Operation, model: ModelEntry, req: dict, stream: bool) -> Reply:
+    async def _call_model(self, op: Operation, model: ModelEntry, req: dict, stream: bool, fallback: int) -> Reply:
+        """Try the model's deployments; each attempt is a span (until the upstream answers or fails)."""
         order = _order(model.deployments, self.rng)
         delay = self.policy.backoff_s
         last: UpstreamError | None = None
@@ -86,13 +90,29 @@ class Router:
             d = order[attempt % len(order)]
             body = dict(req)
             body["model"] = d.upstream_model or model.id
+            span = tracing.start(f"{GEN_AI_OPERATION[op]} {body['model']}", SPAN_KIND[op], {
+                tracing.OPERATION: GEN_AI_OPERATION[op], tracing.REQUEST_MODEL: body["model"],
+                tracing.PROVIDER: d.provider, "temper.model": model.id, "temper.deployment": d.describe(),
+                "temper.attempt": attempt + 1, "temper.fallback": fallback})
             try:
-                return await self.provider(d).call(op, d, body, stream=stream)
-            except InvalidRequest:
+                reply = await self.provider(d).call(op, d, body, stream=stream)
+            except InvalidRequest as e:
+                tracing.finish(span, e)
                 raise
             except UpstreamError as e:
+                tracing.finish(span, e)
                 last = e
                 log.warning("%s via %s failed (attempt %d): %s", model.id, d.describe(), attempt + 1, e.message)
+            except BaseException as e:
+                tracing.finish(span, e)
+                raise
+            else:
+                usage = reply.usage
+                if usage is not None and reply.events is None:
+                    span.set({tracing.INPUT_TOKENS: usage.prompt_tokens, tracing.OUTPUT_TOKENS: usage.completion_tokens,
+                              tracing.COST: model.cost(usage.prompt_tokens, usage.completion_tokens)})
+                tracing.finish(span)
+                return reply
             if attempt < self.policy.retries:
                 await asyncio.sleep(min(delay, self.policy.max_backoff_s) * (0.5 + self.rng.random()))
                 delay *= 2

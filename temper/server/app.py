@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException
 from temper import __version__
 from temper.config import Settings, get_settings
 from temper.errors import TemperError
-from temper.server.api import auth, keys, models, usage, users
+from temper.server.api import annotations, auth, keys, models, prompts, traces, usage, users
 from temper.server.console import routes as console_routes
 from temper.server.openai.gateway import Gateway, Receive, Scope, Send
 from temper.server.runtime import Runtime
@@ -64,6 +64,9 @@ def management_app(rt: Runtime) -> FastAPI:
     app.include_router(keys.router)
     app.include_router(usage.router)
     app.include_router(users.router)
+    app.include_router(prompts.router)
+    app.include_router(traces.router)
+    app.include_router(annotations.router)
     app.include_router(auth.router)
     console_routes.mount(app)
     return app

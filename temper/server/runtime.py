@@ -18,11 +18,14 @@ from temper.models.catalog import Catalog
 from temper.models.metering import Limits, MemoryLimitStore, UsageWriter, spent_by_key
 from temper.models.plaza import build_catalog
 from temper.models.router import Router
+from temper.ops import exporter, tracing
+from temper.ops.traces import delete_before, now_us
 from temper.plugins import plugin_manager, providers
 from temper.store.db import migrate, revisions
 
 log = logging.getLogger("temper.server")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})  # need no CSRF token
+RETENTION_FIRST_S, RETENTION_EVERY_S = 60.0, 3600.0
 
 
 class Runtime:
@@ -42,20 +45,30 @@ class Runtime:
         self.limits = Limits(MemoryLimitStore())
         self.usage = UsageWriter(self.db, settings.usage_flush_s)
         self.router = Router(self.providers, lambda: self.catalog)
+        self.spans = exporter.from_settings(settings, self.pm) if settings.tracing else None
         self._revs: dict[str, int] = {}
         self._poller: asyncio.Task | None = None
+        self._janitor: asyncio.Task | None = None
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, migrate, self.db)
         await loop.run_in_executor(None, self.reload, True)
         self.usage.start()
+        if self.spans is not None:
+            self.spans.start()
+            tracing.install(self.spans)
         self._poller = loop.create_task(self._poll())
+        self._janitor = loop.create_task(self._retention())
 
     async def stop(self) -> None:
-        if self._poller:
-            self._poller.cancel()
+        for task in (self._poller, self._janitor):
+            if task:
+                task.cancel()
         await self.usage.close()
+        if self.spans is not None:
+            tracing.install(None)
+            await asyncio.get_running_loop().run_in_executor(None, self.spans.close)
         for p in self.providers.values():
             await p.aclose()
 
@@ -81,6 +94,20 @@ class Runtime:
                 await loop.run_in_executor(None, self.reload)
             except Exception:  # noqa: BLE001 - a transient DB error must not stop the poller
                 log.exception("reloading the catalogue failed")
+
+    async def _retention(self) -> None:
+        """Delete traces older than ``trace_retention_days``: shortly after start, then hourly."""
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(RETENTION_FIRST_S)
+        while True:
+            cutoff = now_us() - int(self.settings.trace_retention_days * 86_400_000_000)
+            try:
+                n = await loop.run_in_executor(None, delete_before, self.db, cutoff)
+                if n:
+                    log.info("retention: deleted %d traces older than %s days", n, self.settings.trace_retention_days)
+            except Exception:  # noqa: BLE001 - retried next hour
+                log.exception("deleting old traces failed")
+            await asyncio.sleep(RETENTION_EVERY_S)
 
     def authenticate(self, authorization: bytes | None) -> KeyInfo:
         """The key for a ``Bearer`` header; raises 401 for missing, unknown, revoked or expired keys."""

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 DEFAULT_WORKSPACE = "ws_default"
@@ -120,3 +120,146 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(20), default="member")
     key_id: Mapped[str] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SpanRow(Base):
+    """A finished span below a trace's root (the root span is the trace row itself). Times are integer
+    microseconds since the epoch. Only ``trace_id`` is indexed: every index costs CPU on each gateway call."""
+
+    __tablename__ = "spans"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    span_id: Mapped[str] = mapped_column(String(16))
+    trace_id: Mapped[str] = mapped_column(String(32), index=True)
+    parent_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    workspace_id: Mapped[str] = mapped_column(String(40), default=DEFAULT_WORKSPACE)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))
+    start_us: Mapped[int] = mapped_column(BigInteger)
+    duration_ms: Mapped[float] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(10))
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attributes: Mapped[dict] = mapped_column(JSON, default=dict)
+    input: Mapped[str | None] = mapped_column(Text, nullable=True)
+    output: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+
+class TraceRow(Base):
+    """A trace: its local root span, written when that ends, plus the trace's totals (tokens, cost, span
+    count). What lists, filters and analytics read."""
+
+    __tablename__ = "traces"
+    trace_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    span_id: Mapped[str] = mapped_column(String(16))
+    parent_id: Mapped[str | None] = mapped_column(String(16), nullable=True)  # the caller's, via traceparent
+    workspace_id: Mapped[str] = mapped_column(String(40), default=DEFAULT_WORKSPACE)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))
+    start_us: Mapped[int] = mapped_column(BigInteger)
+    duration_ms: Mapped[float] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(10))
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    app_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    model: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    key_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost: Mapped[float] = mapped_column(Float, default=0.0)
+    ttft_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    span_count: Mapped[int] = mapped_column(Integer, default=1)
+    attributes: Mapped[dict] = mapped_column(JSON, default=dict)
+    input: Mapped[str | None] = mapped_column(Text, nullable=True)  # readable: the last user message, ...
+    output: Mapped[str | None] = mapped_column(Text, nullable=True)  # readable: the answer text, ...
+    raw_input: Mapped[str | None] = mapped_column(Text, nullable=True)  # as sent (capped)
+    raw_output: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (Index("ix_traces_ws_start", "workspace_id", "start_us"),
+                      Index("ix_traces_model_start", "model", "start_us"),
+                      Index("ix_traces_key_start", "key_id", "start_us"),
+                      Index("ix_traces_app_start", "app_id", "start_us", sqlite_where=text("app_id IS NOT NULL"),
+                            postgresql_where=text("app_id IS NOT NULL")))
+
+
+class ScoreRow(Base):
+    """A score on a trace or one of its spans, from a human, a judge model or code."""
+
+    __tablename__ = "scores"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(String(40), default=DEFAULT_WORKSPACE)
+    trace_id: Mapped[str] = mapped_column(String(32), index=True)
+    span_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    name: Mapped[str] = mapped_column(String(100))
+    data_type: Mapped[str] = mapped_column(String(20))  # numeric | categorical | boolean
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    string_value: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    source: Mapped[str] = mapped_column(String(20))  # human | judge | code
+    author: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    queue_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (Index("ix_scores_name", "workspace_id", "name"),)
+
+
+class AnnotationQueue(Base):
+    """Traces picked by a filter, to be annotated in order with the queue's score configs."""
+
+    __tablename__ = "annotation_queues"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(String(40), default=DEFAULT_WORKSPACE)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    filters: Mapped[dict] = mapped_column(JSON, default=dict)
+    score_configs: Mapped[list] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AnnotationItem(Base):
+    __tablename__ = "annotation_items"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    queue_id: Mapped[str] = mapped_column(ForeignKey("annotation_queues.id", ondelete="CASCADE"), index=True)
+    trace_id: Mapped[str] = mapped_column(String(32))
+    position: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending | done | skipped
+    annotated_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Prompt(Base):
+    __tablename__ = "prompts"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(String(40), default=DEFAULT_WORKSPACE)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    tags: Mapped[list] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (Index("ux_prompts_ws_name", "workspace_id", "name", unique=True),)
+
+
+class PromptVersion(Base):
+    """An immutable version: never updated after insert."""
+
+    __tablename__ = "prompt_versions"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    prompt_id: Mapped[str] = mapped_column(ForeignKey("prompts.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(10))  # text | chat
+    template: Mapped[dict | list | str] = mapped_column(JSON)
+    variables: Mapped[list] = mapped_column(JSON, default=list)
+    model_config_: Mapped[dict] = mapped_column("model_config", JSON, default=dict)
+    message: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (Index("ux_prompt_versions", "prompt_id", "version", unique=True),)
+
+
+class PromptLabel(Base):
+    """A movable pointer (``production``, ``staging``, ...) to one version of a prompt."""
+
+    __tablename__ = "prompt_labels"
+    prompt_id: Mapped[str] = mapped_column(ForeignKey("prompts.id", ondelete="CASCADE"), primary_key=True)
+    label: Mapped[str] = mapped_column(String(50), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)

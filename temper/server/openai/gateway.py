@@ -20,6 +20,7 @@ from temper.auth.sessions import CSRF_HEADER
 from temper.errors import InvalidRequest, ModelNotFound, NotFound, PermissionDenied, TemperError
 from temper.models.catalog import ModelEntry
 from temper.models.provider import Operation, Reply
+from temper.ops import tracing
 from temper.server.openai import protocol
 from temper.server.runtime import Runtime, cookie_value
 
@@ -36,6 +37,11 @@ JSON_CT = (b"content-type", b"application/json")
 SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
                (b"x-accel-buffering", b"no")]
 CLIENT_CLOSED = 499
+MAX_CAPTURED_EVENTS = 4096  # a streamed answer's events kept for its trace
+GEN_AI_OPERATION = {"chat": "chat", "completion": "text_completion", "embedding": "embeddings", "rerank": "rerank"}
+TRACED_PARAMS = (("temperature", "gen_ai.request.temperature"), ("top_p", "gen_ai.request.top_p"),
+                 ("max_tokens", "gen_ai.request.max_tokens"), ("max_completion_tokens", "gen_ai.request.max_tokens"),
+                 ("seed", "gen_ai.request.seed"))
 
 
 class ClientGone(Exception):
@@ -143,6 +149,15 @@ class Gateway:
         t0 = time.perf_counter()
         rt = self.rt
         key = self.key(scope)
+        span = tracing.start(GEN_AI_OPERATION[op], "gateway", {tracing.OPERATION: GEN_AI_OPERATION[op],
+                                                             tracing.KEY_ID: key.id, "temper.request_id": rid},
+                             workspace_id=key.workspace_id, traceparent=_header(scope, b"traceparent"))
+        if span is not tracing.NO_SPAN:
+            headers.append((b"x-trace-id", span.trace_hex.encode()))
+        body = b""
+        output: bytes | list | None = None
+        error: TemperError | None = None
+        req: Any = None
         record: dict[str, Any] = {"request_id": rid, "workspace_id": key.workspace_id, "key_id": key.id,
                                   "app_id": (_header(scope, b"x-temper-app") or b"").decode() or None,
                                   "model": "", "operation": op, "prompt_tokens": 0, "completion_tokens": 0,
@@ -182,12 +197,14 @@ class Gateway:
             if reply.events is None:
                 watcher.cancel()
                 record["status"] = reply.status
-                out = reply.body if reply.body is not None else orjson.dumps(reply.data)
-                await send_json(send, reply.status, out, headers)
+                output = reply.body if reply.body is not None else orjson.dumps(reply.data)
+                await send_json(send, reply.status, output, headers)
             else:
-                ttft = await self._stream(send, reply, headers, include_usage, watcher)
+                output = [] if span is not tracing.NO_SPAN else None
+                ttft = await self._stream(send, reply, headers, include_usage, watcher, output)
                 record["ttft_ms"] = (ttft - t0) * 1000 if ttft else None
         except TemperError as e:
+            error = e
             if watcher is not None:
                 watcher.cancel()
             record["status"], record["error_code"] = e.status, e.code
@@ -201,10 +218,15 @@ class Gateway:
                 raise
         finally:
             self._meter(record, key, entry, reply, t0)
+            if span is not tracing.NO_SPAN:
+                _trace(span, record, req, body, output, error)
 
     async def _stream(self, send: Send, reply: Reply, headers: list[tuple[bytes, bytes]], include_usage: bool,
-                      watcher: asyncio.Task) -> float | None:
-        """Relay events as SSE; returns perf_counter() of the first event (time to first token)."""
+                      watcher: asyncio.Task, captured: list | None) -> float | None:
+        """Relay events as SSE; returns perf_counter() of the first event (time to first token).
+
+        ``captured`` (when tracing) receives the relayed bytes, up to a cap, for the trace's output.
+        """
         assert reply.events is not None
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + headers})
         first: float | None = None
@@ -220,6 +242,8 @@ class Gateway:
                         last = ev
                         ev = dumps(ev)
                     ev = b"data: " + ev + b"\n\n"
+                if captured is not None and len(captured) < MAX_CAPTURED_EVENTS:
+                    captured.append(ev)
                 await send({"type": "http.response.body", "body": ev, "more_body": True})
         except TemperError as e:  # failed after the first byte: report it in the stream
             watcher.cancel()
@@ -253,3 +277,30 @@ class Gateway:
         record["latency_ms"] = (time.perf_counter() - t0) * 1000
         record["created_at"] = datetime.now(timezone.utc)
         rt.usage.record(record)
+
+
+def _trace(span: tracing.Span, record: dict, req: Any, body: bytes, output: bytes | list | None,
+           error: TemperError | None) -> None:
+    """Finish the gateway's span from what metering recorded (the heavy lifting happens in the exporter)."""
+    attrs = span.attributes
+    if isinstance(req, dict):
+        attrs[tracing.REQUEST_MODEL] = req.get("model")
+        for name, attr in TRACED_PARAMS:
+            if name in req:
+                attrs[attr] = req[name]
+    attrs[tracing.RESPONSE_MODEL] = record["model"] or None
+    attrs[tracing.INPUT_TOKENS] = record["prompt_tokens"]
+    attrs[tracing.OUTPUT_TOKENS] = record["completion_tokens"]
+    attrs[tracing.COST] = record["cost"]
+    attrs[tracing.TTFT_MS] = record["ttft_ms"]
+    attrs["temper.stream"] = record["stream"]
+    attrs["http.response.status_code"] = record["status"]
+    if record["app_id"]:
+        attrs[tracing.APP_ID] = record["app_id"]
+    span.input, span.output = body, output
+    if error is not None:
+        span.fail(error.message, error.code or error.type)
+    elif record["status"] == CLIENT_CLOSED:
+        span.fail("The client closed the connection before the answer was complete.", "client_closed")
+    span.name = f"{span.name} {record['model'] or attrs.get(tracing.REQUEST_MODEL) or ''}".rstrip()
+    tracing.finish(span)

@@ -1,0 +1,1 @@
+"""Effect operations: tracing, analytics, scores and annotations, prompt management."""

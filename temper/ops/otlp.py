@@ -1,0 +1,73 @@
+"""Optional export to any OpenTelemetry collector over OTLP/HTTP, through the OpenTelemetry SDK's exporter.
+
+Our spans become SDK ``ReadableSpan``s here, in the exporter thread (never on the request path). Inputs and
+outputs travel as ``gen_ai.input.messages``-style attributes only when ``payloads`` is on: a collector is
+often run by another team, so sending prompt text there is opt-in.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+from temper import __version__
+from temper.ops.payloads import Masker, cap, to_text
+from temper.ops.tracing import Span
+
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_KINDS = {"gateway": SpanKind.SERVER, "llm": SpanKind.CLIENT, "embedding": SpanKind.CLIENT,
+          "rerank": SpanKind.CLIENT}
+
+
+def parse_headers(value: str | None) -> dict[str, str]:
+    """``k1=v1,k2=v2`` (the OTEL_EXPORTER_OTLP_HEADERS format) → dict."""
+    out: dict[str, str] = {}
+    for part in (value or "").split(","):
+        if "=" in part:
+            k, v = part.split("=", 1)
+            out[k.strip()] = v.strip()
+    return out
+
+
+class OtlpSink:
+    name = "otlp"
+
+    def __init__(self, endpoint: str, headers: dict[str, str] | None = None, *, service_name: str = "temper",
+                 payloads: bool = False, payload_chars: int = 8000, masker: Masker | None = None,
+                 timeout_s: float = 10.0) -> None:
+        self.endpoint = endpoint
+        self.exporter = OTLPSpanExporter(endpoint=endpoint, headers=headers or {}, timeout=timeout_s)
+        self.resource = Resource.create({"service.name": service_name, "service.version": __version__})
+        self.scope = InstrumentationScope("temper", __version__)
+        self.payloads = payloads
+        self.payload_chars = payload_chars
+        self.masker = masker
+
+    def _convert(self, s: Span) -> ReadableSpan:
+        attrs = {k: v for k, v in s.attributes.items() if v is not None}
+        attrs["temper.span.kind"] = s.kind
+        attrs["temper.workspace_id"] = s.workspace_id
+        if self.payloads:
+            for field, value in (("temper.input", s.input), ("temper.output", s.output)):
+                text = to_text(value)
+                if text is not None:
+                    attrs[field] = cap(self.masker(text) if self.masker else text, self.payload_chars) or ""
+        parent = SpanContext(s.trace_id, s.parent_id, is_remote=s.root is s, trace_flags=_SAMPLED) \
+            if s.parent_id else None
+        status = Status(StatusCode.ERROR, s.error) if s.status == "error" else Status(StatusCode.OK)
+        return ReadableSpan(s.name, context=SpanContext(s.trace_id, s.span_id, is_remote=False, trace_flags=_SAMPLED),
+                            parent=parent, resource=self.resource, attributes=attrs,
+                            kind=_KINDS.get(s.kind, SpanKind.INTERNAL), status=status, start_time=s.start_ns,
+                            end_time=s.end_ns, instrumentation_scope=self.scope)
+
+    def export(self, spans: Sequence[Span]) -> None:
+        result = self.exporter.export([self._convert(s) for s in spans])
+        if result.name != "SUCCESS":
+            raise RuntimeError(f"the OTLP endpoint {self.endpoint} did not accept the spans ({result.name})")
+
+    def close(self) -> None:
+        self.exporter.shutdown()

@@ -1,0 +1,139 @@
+"""Span inputs and outputs as stored text: serialised, masked, capped; and the readable preview of a trace.
+
+Runs in the exporter thread, never on the request path: the gateway hands over raw request bodies and
+response bytes (or the list of streamed chunks) as they are.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+Masker = Callable[[str], str]
+PREVIEW_CHARS = 300
+
+# Common personal data in Chinese and English text. A plugin can replace or extend this (hook
+# ``mask_trace_payload``); the regexes are a floor, not a guarantee.
+_PII = [
+    (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "<email>"),
+    (re.compile(r"(?<!\d)\d{17}[\dXx](?!\d)"), "<id-number>"),  # PRC resident identity card
+    (re.compile(r"(?<!\d)(?:\d[ -]?){13,19}(?!\d)"), "<card-number>"),
+    (re.compile(r"(?<!\d)(?:\+?86[ -]?)?1[3-9]\d{9}(?!\d)"), "<phone>"),  # mainland mobile
+    (re.compile(r"(?<![\w])\+?\d{1,3}?[ .-]?\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4}(?!\d)"), "<phone>"),
+]
+
+
+def mask_pii(text: str) -> str:
+    for pattern, repl in _PII:
+        text = pattern.sub(repl, text)
+    return text
+
+
+def to_text(value: Any) -> str | None:
+    """Bytes, str, or anything JSON-serialisable → text."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", "replace")
+    if isinstance(value, list) and value and isinstance(value[0], (bytes, bytearray)):
+        return b"".join(value).decode("utf-8", "replace")  # streamed SSE chunks
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY).decode()
+    except TypeError:
+        return repr(value)
+
+
+def cap(text: str | None, limit: int) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    return f"{text[:limit]}… [{len(text) - limit} more characters]"
+
+
+def stored(value: Any, limit: int, masker: Masker | None) -> str | None:
+    """What a span's input/output becomes in the store."""
+    text = to_text(value)
+    if text is None:
+        return None
+    if masker is not None:
+        text = masker(text)
+    return cap(text, limit)
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray, str)):
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return None
+    return value
+
+
+def _content(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # content parts
+        return " ".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return ""
+
+
+def readable_input(value: Any) -> str | None:
+    """The part of a request a person reads first: the last user message, the prompt, the query."""
+    obj = _json(value)
+    if isinstance(obj, dict):
+        messages = obj.get("messages")
+        if isinstance(messages, list):
+            for m in reversed(messages):
+                if isinstance(m, dict) and m.get("role") == "user":
+                    return _content(m.get("content"))
+            return _content(messages[-1].get("content")) if messages and isinstance(messages[-1], dict) else ""
+        for field in ("prompt", "query", "input", "question"):
+            v = obj.get(field)
+            if isinstance(v, str):
+                return v
+            if isinstance(v, list) and v:
+                return v[0] if isinstance(v[0], str) else to_text(v)
+    return to_text(value)
+
+
+def _stream_text(chunks: list) -> str:
+    """Join the content deltas of a streamed chat or completion answer."""
+    parts: list[str] = []
+    for chunk in chunks:
+        events = [chunk] if isinstance(chunk, dict) else [
+            line[5:].strip() for line in bytes(chunk).split(b"\n") if line.startswith(b"data:")]
+        for ev in events:
+            obj = ev if isinstance(ev, dict) else (_json(ev) if ev and ev != b"[DONE]" else None)
+            if not isinstance(obj, dict):
+                continue
+            for choice in obj.get("choices") or ():
+                delta = choice.get("delta") or {}
+                parts.append(delta.get("content") or choice.get("text") or "")
+    return "".join(parts)
+
+
+def readable_output(value: Any) -> str | None:
+    """The answer text of a response (streamed or not), or a one-line summary for vectors and rankings."""
+    if isinstance(value, list) and value and isinstance(value[0], (bytes, bytearray, dict)):
+        if isinstance(value[0], dict) and "choices" not in value[0]:
+            return to_text(value)
+        return _stream_text(value)
+    obj = _json(value)
+    if isinstance(obj, dict):
+        choices = obj.get("choices")
+        if isinstance(choices, list) and choices:
+            c = choices[0]
+            msg = c.get("message") or {}
+            if msg.get("tool_calls"):
+                return to_text(msg["tool_calls"])
+            return _content(msg.get("content")) if msg else (c.get("text") or "")
+        data = obj.get("data")
+        if obj.get("object") == "list" and isinstance(data, list) and data and "embedding" in data[0]:
+            return f"{len(data)} embedding(s) × {len(data[0]['embedding'])}"
+        if isinstance(obj.get("results"), list):
+            top = obj["results"][:3]
+            return "top: " + ", ".join(f"#{r.get('index')} {r.get('relevance_score', 0):.3f}" for r in top)
+    return to_text(value)

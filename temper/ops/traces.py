@@ -1,0 +1,187 @@
+"""Reading the span store: list and search traces, one trace as a tree, JSONL export, retention."""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+from sqlalchemy import Select, delete, distinct, func, or_, select
+
+from temper.errors import InvalidRequest, NotFound
+from temper.ops.scores import score_dict
+from temper.store.db import get_engine, session
+from temper.store.tables import AnnotationItem, ScoreRow, SpanRow, TraceRow
+
+PREVIEW = 300
+STATUSES = ("ok", "error")
+
+
+@dataclass
+class TraceFilter:
+    """What a trace list, an export, an annotation queue or the analytics select (all optional)."""
+
+    workspace_id: str | None = None
+    q: str | None = None
+    model: str | None = None
+    key_id: str | None = None
+    app_id: str | None = None
+    kind: str | None = None
+    status: str | None = None
+    min_ms: float | None = None
+    max_ms: float | None = None
+    since_us: int | None = None
+    until_us: int | None = None
+    trace_ids: list[str] = field(default_factory=list)
+
+    def apply(self, stmt: Select) -> Select:
+        t = TraceRow
+        if self.status is not None and self.status not in STATUSES:
+            raise InvalidRequest("status must be `ok` or `error`.", param="status")
+        for column, value in ((t.workspace_id, self.workspace_id), (t.model, self.model), (t.key_id, self.key_id),
+                              (t.app_id, self.app_id), (t.kind, self.kind), (t.status, self.status)):
+            if value is not None:
+                stmt = stmt.where(column == value)
+        if self.min_ms is not None:
+            stmt = stmt.where(t.duration_ms >= self.min_ms)
+        if self.max_ms is not None:
+            stmt = stmt.where(t.duration_ms <= self.max_ms)
+        if self.since_us is not None:
+            stmt = stmt.where(t.start_us >= self.since_us)
+        if self.until_us is not None:
+            stmt = stmt.where(t.start_us < self.until_us)
+        if self.trace_ids:
+            stmt = stmt.where(t.trace_id.in_(self.trace_ids))
+        if self.q:
+            like = "%" + self.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            stmt = stmt.where(or_(t.input.like(like, escape="\\"), t.output.like(like, escape="\\"),
+                                  t.name.like(like, escape="\\"), t.error.like(like, escape="\\")))
+        return stmt
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v not in (None, []) and k != "workspace_id"}
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def iso(us: int) -> str:
+    return datetime.fromtimestamp(us / 1e6, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _preview(text: str | None) -> str | None:
+    return text if text is None or len(text) <= PREVIEW else text[:PREVIEW] + "…"
+
+
+def trace_dict(r: TraceRow, *, full: bool = False) -> dict[str, Any]:
+    out = {"id": r.trace_id, "object": "trace", "name": r.name, "kind": r.kind, "workspace_id": r.workspace_id,
+           "start": iso(r.start_us), "duration_ms": round(r.duration_ms, 3), "status": r.status, "error": r.error,
+           "app_id": r.app_id, "model": r.model, "key_id": r.key_id, "input_tokens": r.input_tokens,
+           "output_tokens": r.output_tokens, "cost": r.cost, "ttft_ms": r.ttft_ms, "span_count": r.span_count,
+           "input": r.input if full else _preview(r.input), "output": r.output if full else _preview(r.output)}
+    if full:
+        out["attributes"] = r.attributes
+    return out
+
+
+def _cursor(cursor: str | None) -> tuple[int, str] | None:
+    if not cursor:
+        return None
+    start, _, trace_id = cursor.partition("_")
+    if not start.isdigit() or len(trace_id) != 32:
+        raise InvalidRequest("That cursor is not one this API returned.", param="cursor", code="invalid_cursor")
+    return int(start), trace_id
+
+
+def list_traces(db: str, f: TraceFilter, *, limit: int = 50, cursor: str | None = None) -> tuple[list[dict], str | None]:
+    """Newest first. Returns the page and the cursor of the next one (None at the end)."""
+    stmt = f.apply(select(TraceRow))
+    after = _cursor(cursor)
+    if after is not None:
+        stmt = stmt.where(or_(TraceRow.start_us < after[0],
+                              (TraceRow.start_us == after[0]) & (TraceRow.trace_id < after[1])))
+    stmt = stmt.order_by(TraceRow.start_us.desc(), TraceRow.trace_id.desc()).limit(limit + 1)
+    with session(db) as s:
+        rows = list(s.scalars(stmt))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    nxt = f"{rows[-1].start_us}_{rows[-1].trace_id}" if more and rows else None
+    return [trace_dict(r) for r in rows], nxt
+
+
+def _span_dict(r: SpanRow | TraceRow, t0: int, parent_id: str | None) -> dict[str, Any]:
+    return {"id": r.span_id, "parent_id": parent_id, "name": r.name, "kind": r.kind, "start": iso(r.start_us),
+            "offset_ms": round((r.start_us - t0) / 1000, 3), "duration_ms": round(r.duration_ms, 3),
+            "status": r.status, "error": r.error, "attributes": r.attributes,
+            "input": r.raw_input if isinstance(r, TraceRow) else r.input,
+            "output": r.raw_output if isinstance(r, TraceRow) else r.output}
+
+
+def get_trace(db: str, trace_id: str, workspace_id: str | None = None) -> dict[str, Any]:
+    """The trace with its spans in depth-first order (each with ``depth`` and ``offset_ms``) and its scores."""
+    with session(db) as s:
+        root = s.get(TraceRow, trace_id)
+        if root is None or (workspace_id is not None and root.workspace_id != workspace_id):
+            raise NotFound(f"No trace with id {trace_id!r} (it may still be running, or past retention).",
+                           param="trace_id", code="trace_not_found")
+        children = list(s.scalars(select(SpanRow).where(SpanRow.trace_id == trace_id).order_by(SpanRow.start_us)))
+        scores = list(s.scalars(select(ScoreRow).where(ScoreRow.trace_id == trace_id).order_by(ScoreRow.created_at)))
+    t0 = root.start_us
+    known = {root.span_id} | {c.span_id for c in children}
+    by_parent: dict[str, list[SpanRow]] = {}
+    for c in children:  # a span whose parent was lost (past the queue limit) hangs under the root
+        by_parent.setdefault(c.parent_id if c.parent_id in known else root.span_id, []).append(c)
+    spans = [_span_dict(root, t0, None) | {"depth": 0}]
+    stack = [(c, 1) for c in reversed(by_parent.get(root.span_id, []))]
+    while stack:
+        c, depth = stack.pop()
+        spans.append(_span_dict(c, t0, c.parent_id) | {"depth": depth})
+        stack.extend((k, depth + 1) for k in reversed(by_parent.get(c.span_id, [])))
+    return trace_dict(root, full=True) | {"spans": spans, "scores": [score_dict(x) for x in scores]}
+
+
+def export_traces(db: str, f: TraceFilter, *, spans: bool = True, batch: int = 200) -> Iterator[bytes]:
+    """JSONL, one trace per line (newest first), with its spans and scores when ``spans``."""
+    cursor: str | None = None
+    while True:
+        page, cursor = list_traces(db, f, limit=batch, cursor=cursor)
+        for t in page:
+            yield orjson.dumps(get_trace(db, t["id"]) if spans else t) + b"\n"
+        if cursor is None:
+            return
+
+
+def count_traces(db: str, f: TraceFilter) -> int:
+    with session(db) as s:
+        return s.scalar(f.apply(select(func.count()).select_from(TraceRow))) or 0
+
+
+def delete_before(db: str, cutoff_us: int, chunk: int = 5000) -> int:
+    """Retention: delete traces (with their spans, scores and queue items) that started before ``cutoff_us``.
+
+    Works in chunks so that writers (the span exporter, usage) are never locked out for long.
+    """
+    deleted = 0
+    engine = get_engine(db)
+    with engine.connect() as conn:
+        workspaces = [w for (w,) in conn.execute(select(distinct(TraceRow.workspace_id)))]
+    for ws in workspaces:
+        while True:
+            with engine.begin() as conn:
+                ids = [i for (i,) in conn.execute(select(TraceRow.trace_id).where(
+                    TraceRow.workspace_id == ws, TraceRow.start_us < cutoff_us).limit(chunk))]
+                if not ids:
+                    break
+                conn.execute(delete(TraceRow).where(TraceRow.trace_id.in_(ids)))
+                conn.execute(delete(ScoreRow).where(ScoreRow.trace_id.in_(ids)))
+                conn.execute(delete(AnnotationItem).where(AnnotationItem.trace_id.in_(ids)))
+                deleted += len(ids)
+    while True:  # spans (also those whose root never arrived); the oldest rows have the lowest ids
+        with engine.begin() as conn:
+            old = select(SpanRow.id).where(SpanRow.start_us < cutoff_us).limit(chunk).scalar_subquery()
+            if conn.execute(delete(SpanRow).where(SpanRow.id.in_(old))).rowcount == 0:
+                break
+    return deleted
