@@ -12,9 +12,17 @@ function label(iso, bucket) {
     (bucket === "hour" && d.getHours() === 0 ? " " + d.toLocaleDateString(loc, { month: "numeric", day: "numeric" }) : "");
 }
 
+/** Dots on short series, and on a value with no neighbours (a lone request in an hour of minutes), else none. */
+function radius(c, n) {
+  const d = c.dataset.data;
+  const i = c.dataIndex;
+  const lone = d[i] !== null && d[i] !== undefined && (d[i - 1] === null || d[i - 1] === undefined) && (d[i + 1] === null || d[i + 1] === undefined);
+  return lone ? 3 : n > 60 ? 0 : 2;
+}
+
 /**
  * A time-series chart. `points` are API buckets ({t, ...}); `series` is
- * [{label, value: (point) => number|null, axis?: "y"|"y2", type?: "bar"|"line"}].
+ * [{label, value: (point) => number|null, axis?: "y"|"y2", type?: "bar"|"line", fill?: bool}].
  */
 export function timeChart(points, series, { bucket = "hour", title } = {}) {
   const canvas = h("canvas", { role: "img", "aria-label": title || "" });
@@ -28,7 +36,7 @@ export function timeChart(points, series, { bucket = "hour", title } = {}) {
         datasets: series.map((s, i) => ({
           type: s.type || "line", label: s.label, data: points.map(s.value), yAxisID: s.axis || "y",
           borderColor: COLORS[i % COLORS.length], backgroundColor: COLORS[i % COLORS.length] + (s.type === "bar" ? "99" : "22"),
-          fill: s.type !== "bar", tension: 0.25, pointRadius: points.length > 60 ? 0 : 2, spanGaps: true,
+          fill: s.fill ?? s.type !== "bar", tension: 0.25, pointRadius: (c) => radius(c, points.length), spanGaps: true,
         })),
       },
       options: {

@@ -16,8 +16,8 @@ const PAGES = [
   { path: /^\/traces$/, module: "traces", nav: "traces" },
   { path: /^\/traces\/(?<id>[^/]+)$/, module: "trace_detail", nav: "traces" },
   { path: /^\/analytics$/, module: "analytics", nav: "analytics" },
-  { path: /^\/annotations$/, module: "annotations", nav: "annotations" },
-  { path: /^\/annotations\/(?<id>[^/]+)$/, module: "annotate", nav: "annotations" },
+  { path: /^\/annotations$/, module: "annotations", nav: "annotations", admin: true },
+  { path: /^\/annotations\/(?<id>[^/]+)$/, module: "annotate", nav: "annotations", admin: true },
   { path: /^\/prompts$/, module: "prompts", nav: "prompts" },
   { path: /^\/prompts\/(?<name>[^/]+)$/, module: "prompt_detail", nav: "prompts" },
 ];
@@ -30,7 +30,7 @@ const NAV = [
   { group: "ops" },
   { id: "traces", href: "/traces" },
   { id: "analytics", href: "/analytics" },
-  { id: "annotations", href: "/annotations" },
+  { id: "annotations", href: "/annotations", admin: true },
   { id: "prompts", href: "/prompts" },
 ];
 const GROUPS = { ops: () => t("nav.group_ops") };

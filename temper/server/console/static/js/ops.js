@@ -28,8 +28,17 @@ export function tokens(tr) {
 /** A span or trace input/output: text as is, anything else as indented JSON. */
 export function payload(value, test) {
   if (value === null || value === undefined || value === "") return h("div", { class: "muted small", "data-test": test }, t("traces.none"));
-  const text = typeof value === "string" ? value : JSON.stringify(value, null, 2);
-  return h("pre", { class: "payload", "data-test": test }, text);
+  return h("pre", { class: "payload", "data-test": test }, pretty(value));
+}
+
+/** Objects and JSON strings indented; other text as it is. */
+function pretty(value) {
+  if (typeof value !== "string") return JSON.stringify(value, null, 2);
+  const s = value.trim();
+  if ((s.startsWith("{") && s.endsWith("}")) || (s.startsWith("[") && s.endsWith("]"))) {
+    try { return JSON.stringify(JSON.parse(s), null, 2); } catch { /* not JSON after all */ }
+  }
+  return value;
 }
 
 /** A one-line preview of a payload for tables. */

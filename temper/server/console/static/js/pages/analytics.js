@@ -37,7 +37,7 @@ export async function render(root, { me, query, navigate }) {
       return;
     }
     const m = s.totals || {};
-    const cards = h("div", { class: "stats" },
+    const cards = h("div", { class: "stats four" },
       stat(fmtNum(m.requests), t("analytics.requests"), "stat-requests"),
       stat(fmtPct(m.error_rate), t("analytics.error_rate_n", { n: fmtNum(m.errors) }), "stat-error-rate"),
       stat(fmtMs(m.p50_ms), t("analytics.p50"), "stat-p50"),
@@ -59,10 +59,10 @@ export async function render(root, { me, query, navigate }) {
         { label: t("analytics.errors"), value: (p) => p.errors, type: "bar" },
       ], { bucket })),
       h("div", { class: "panel" }, h("h3", {}, t("analytics.chart_latency")), timeChart(series, [
-        { label: t("analytics.p50"), value: (p) => p.p50_ms },
-        { label: t("analytics.p95"), value: (p) => p.p95_ms },
-        { label: t("analytics.p99"), value: (p) => p.p99_ms },
-        { label: t("analytics.ttft_p50"), value: (p) => p.ttft_p50_ms },
+        { label: t("analytics.p50"), value: (p) => p.p50_ms, fill: false },
+        { label: t("analytics.p95"), value: (p) => p.p95_ms, fill: false },
+        { label: t("analytics.p99"), value: (p) => p.p99_ms, fill: false },
+        { label: t("analytics.ttft_p50"), value: (p) => p.ttft_p50_ms, fill: false },
       ], { bucket })),
       h("div", { class: "panel" }, h("h3", {}, t("analytics.chart_tokens")), timeChart(series, [
         { label: t("analytics.input_tokens"), value: (p) => p.input_tokens, type: "bar" },

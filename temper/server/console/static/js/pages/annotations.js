@@ -18,8 +18,8 @@ export function queueProgress(q) {
 
 export const exportHref = (q) => `/api/v1/annotation-queues/${encodeURIComponent(q.id)}/export`;
 
-export function exportLink(q) {
-  return h("a", { class: "btn", href: exportHref(q), download: `${q.name || q.id}.jsonl`, "data-test": "export" }, t("ann.export"));
+export function exportLink(q, small = false) {
+  return h("a", { class: small ? "btn small" : "btn", href: exportHref(q), download: `${q.name || q.id}.jsonl`, "data-test": "export" }, t("ann.export"));
 }
 
 function configRow(onRemove) {
@@ -96,7 +96,8 @@ function filtersText(f) {
   if (f.q) parts.push(`“${f.q}”`);
   if (f.model) parts.push(f.model);
   if (f.status) parts.push(t(`traces.status_${f.status}`));
-  if (f.hours) parts.push(t("ann.last_hours", { n: fmtNum(f.hours) }));
+  const period = Object.keys(PERIODS).find((p) => PERIODS[p].hours === f.hours);
+  if (f.hours) parts.push(period ? t(`range.${period}`) : t("ann.last_hours", { n: fmtNum(f.hours) }));
   return parts.join(" · ");
 }
 
@@ -117,7 +118,7 @@ export async function render(root, { me, navigate }) {
         { label: t("trace.created"), render: (q) => fmtTime(q.created_at) },
         { label: "", render: (q) => h("div", { class: "row nowrap", onclick: (e) => e.stopPropagation() },
           h("button", { class: "small primary", "data-test": "annotate", onclick: () => open(q) }, t("ann.annotate")),
-          exportLink(q),
+          exportLink(q, true),
           admin && h("button", { class: "small danger", "data-test": "delete-queue", onclick: async (e) => {
             const btn = e.currentTarget;
             if (!(await confirmDialog(t("ann.delete_confirm", { name: q.name }), { ok: t("common.delete"), danger: true }))) return;

@@ -5,6 +5,7 @@ import { fmtDateTimeSec, fmtMoney, fmtMs, fmtNum, fmtTime, t } from "../i18n.js"
 import { keyLabel, payload, statusBadge, tokens } from "../ops.js";
 import { badge, busy, confirmDialog, emptyState, errorBox, field, h, mount, spinner, table, toast } from "../ui.js";
 
+const SOURCES = ["human", "judge", "code"];
 const pct = (x) => `${Math.max(0, Math.min(100, x)).toFixed(3)}%`;
 
 function fact(label, value, test) {
@@ -101,7 +102,7 @@ function scoresPanel(trace, selected, admin) {
       { label: t("trace.score_value"), render: scoreValue },
       { label: t("trace.score_type"), render: (s) => t(`ann.type_${s.data_type}`) },
       { label: t("trace.score_target"), render: (s) => (s.span_id ? spanName(s.span_id) : t("trace.whole_trace")) },
-      { label: t("trace.score_source"), render: (s) => h("span", {}, t(`trace.source_${s.source}`), s.author && h("div", { class: "muted small" }, s.author)) },
+      { label: t("trace.score_source"), render: (s) => h("span", {}, SOURCES.includes(s.source) ? t(`trace.source_${s.source}`) : s.source, s.author && h("div", { class: "muted small" }, s.author)) },
       { label: t("trace.comment"), render: (s) => s.comment || "" },
       { label: t("trace.created"), render: (s) => fmtTime(s.created_at) },
       { label: "", render: (s) => admin && h("button", { class: "small danger", "data-test": "delete-score", onclick: async (e) => {
@@ -178,13 +179,13 @@ export async function render(root, { me, params }) {
   mount(root, back,
     h("div", { class: "page-head" }, h("h1", {}, trace.name || t("trace.untitled")), statusBadge(trace.status),
       trace.kind && badge(trace.kind, "accent"), h("span", { class: "mono muted small", "data-test": "trace-id" }, trace.id)),
-    h("div", { class: "stats" },
+    h("div", { class: "stats compact" },
       fact(t("trace.start"), fmtDateTimeSec(trace.start)),
       fact(t("traces.duration"), fmtMs(trace.duration_ms), "trace-duration"),
       fact(t("traces.ttft"), fmtMs(trace.ttft_ms)),
       fact(t("traces.model"), trace.model || "—", "trace-model"),
       fact(t("traces.key"), keyLabel(trace)),
-      fact(t("traces.tokens"), tokens(trace), "trace-tokens"),
+      fact(t("trace.tokens_in_out"), tokens(trace), "trace-tokens"),
       fact(t("traces.cost"), fmtMoney(trace.cost)),
       fact(t("trace.spans"), fmtNum((trace.spans || []).length), "trace-spans")),
     trace.error && h("div", { class: "alert", "data-test": "trace-error" }, trace.error),

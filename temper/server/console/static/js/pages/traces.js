@@ -33,7 +33,7 @@ export async function render(root, { me, query, navigate }) {
         q: f.q, model: f.model, key_id: f.key_id, status: f.status, min_ms: f.min_ms, max_ms: f.max_ms,
         hours: PERIODS[f.period].hours, limit: 50, cursor,
       }),
-      render: (rows) => table([
+      render: (rows) => h("div", { class: "ops-table" }, table([
         { label: t("traces.time"), render: (tr) => h("span", { class: "nowrap" }, fmtDateTimeSec(tr.start)) },
         { label: t("traces.name"), render: (tr) => h("div", { "data-trace": tr.id },
           h("strong", {}, tr.name || "—"), h("div", { class: "muted small clip" }, preview(tr.input))) },
@@ -44,7 +44,7 @@ export async function render(root, { me, query, navigate }) {
         { label: t("traces.tokens"), num: true, render: tokens },
         { label: t("traces.cost"), num: true, render: (tr) => fmtMoney(tr.cost) },
         { label: t("traces.ttft"), num: true, render: (tr) => fmtMs(tr.ttft_ms) },
-      ], rows, open),
+      ], rows, open)),
       empty: () => emptyState(filtered()
         ? { title: t("traces.none_match"), hint: t("traces.none_match_hint"), action: { label: t("common.clear_filters"), onClick: clear } }
         : { title: t("traces.empty"), hint: t("traces.empty_hint"), action: { label: t("nav.playground"), onClick: () => navigate("/playground") } }),
