@@ -3,16 +3,18 @@ from __future__ import annotations
 
 import typer
 
-from temper.cli import chat, keys, models, prompts, serve, usage, users
+from temper.cli import chat, keys, models, prompts, serve, traces, usage, users
 
 app = typer.Typer(help="Temper: a self-hosted model studio.", no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False)
 app.command("serve")(serve.serve)
 app.command("chat")(chat.chat)
 app.command("usage")(usage.usage)
+app.command("stats")(traces.stats)
 app.add_typer(models.app, name="models", help="The model plaza: list, add, show and remove models.")
 app.add_typer(keys.app, name="keys", help="API keys: create, list and revoke.")
 app.add_typer(users.app, name="users", help="Console users: add, list, passwd and remove.")
+app.add_typer(traces.app, name="traces", help="Traces: list, show as a timed tree, export as JSONL.")
 app.add_typer(prompts.app, name="prompts", help="Prompt templates: versions, labels, diff.")
 
 

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, delete, distinct, func, or_, select
+from sqlalchemy import Select, delete, func, or_, select
 
 from temper.errors import InvalidRequest, NotFound
 from temper.ops.scores import score_dict
@@ -167,7 +167,7 @@ def delete_before(db: str, cutoff_us: int, chunk: int = 5000) -> int:
     deleted = 0
     engine = get_engine(db)
     with engine.connect() as conn:
-        workspaces = [w for (w,) in conn.execute(select(distinct(TraceRow.workspace_id)))]
+        workspaces = [w for (w,) in conn.execute(select(TraceRow.workspace_id).distinct())]
     for ws in workspaces:
         while True:
             with engine.begin() as conn:

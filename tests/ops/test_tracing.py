@@ -1,0 +1,285 @@
+"""The tracing API, the exporter and the span store, without a server."""
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from temper.ops import tracing
+from temper.ops.analytics import stats
+from temper.ops.exporter import SpanExporter
+from temper.ops.otlp import OtlpSink
+from temper.ops.payloads import mask_pii
+from temper.ops.scores import add_score
+from temper.ops.span_store import SpanStoreSink
+from temper.ops.traces import TraceFilter, delete_before, get_trace, list_traces, now_us
+from temper.store.db import migrate, session
+from temper.store.tables import ScoreRow, SpanRow, TraceRow
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    migrate(url)
+    return url
+
+
+@pytest.fixture
+def store(db: str) -> Iterator[SpanExporter]:
+    ex = SpanExporter([SpanStoreSink(db)])
+    tracing.install(ex)
+    yield ex
+    tracing.install(None)
+
+
+def test_nested_pipeline_is_one_tree(db: str, store: SpanExporter) -> None:
+    @tracing.traced("rerank", kind="rerank")
+    def rerank(hits: list[str]) -> list[str]:
+        return sorted(hits)
+
+    async def pipeline(question: str) -> str:
+        with tracing.span("answer", "chain", {"temper.app_id": "app_demo"}, input=question) as root:
+            with tracing.span("retrieve", "retrieval") as r:
+                async def retriever(name: str) -> list[str]:
+                    with tracing.span(name, "retrieval") as s:
+                        await asyncio.sleep(0.01)
+                        s.set({"temper.hits": 2})
+                        return [f"{name}-1", f"{name}-2"]
+                hits = sum(await asyncio.gather(retriever("bm25"), retriever("dense")), [])
+                r.set(output=hits)
+            rerank(hits)
+            with tracing.span("generate", "llm", {tracing.INPUT_TOKENS: 30, tracing.OUTPUT_TOKENS: 12,
+                                                   tracing.COST: 0.25}):
+                pass
+            try:
+                with tracing.span("tool", "tool"):
+                    raise ValueError("tool broke")
+            except ValueError:
+                pass
+            root.set(output="done")
+            return root.trace_hex
+
+    trace_id = asyncio.run(pipeline("什么是 BM25?"))
+    assert tracing.current() is None
+    store.drain()
+    t = get_trace(db, trace_id)
+    shape = [(s["name"], s["depth"], s["kind"]) for s in t["spans"]]
+    assert shape[:2] == [("answer", 0, "chain"), ("retrieve", 1, "retrieval")]
+    assert sorted(shape[2:4]) == [("bm25", 2, "retrieval"), ("dense", 2, "retrieval")]  # concurrent siblings
+    assert shape[4:] == [("rerank", 1, "rerank"), ("generate", 1, "llm"), ("tool", 1, "tool")]
+    by_name = {s["name"]: s for s in t["spans"]}
+    assert by_name["bm25"]["parent_id"] == by_name["retrieve"]["id"]
+    assert by_name["tool"]["status"] == "error" and by_name["tool"]["error"] == "tool broke"
+    assert by_name["tool"]["attributes"]["error.type"] == "ValueError"
+    assert by_name["retrieve"]["output"] == '["bm25-1","bm25-2","dense-1","dense-2"]' or \
+        by_name["retrieve"]["output"] == '["dense-1","dense-2","bm25-1","bm25-2"]'
+    # the trace's totals come from its descendants when the root has none of its own
+    assert (t["input_tokens"], t["output_tokens"], t["cost"], t["span_count"]) == (30, 12, 0.25, 7)
+    assert t["app_id"] == "app_demo" and t["input"] == "什么是 BM25?" and t["output"] == "done"
+    assert by_name["bm25"]["duration_ms"] >= 10 and by_name["retrieve"]["duration_ms"] >= by_name["bm25"]["duration_ms"]
+
+
+def test_nothing_is_recorded_while_tracing_is_off() -> None:
+    tracing.install(None)
+    with tracing.span("x") as s:
+        assert s is tracing.NO_SPAN and tracing.current() is None
+
+
+class BlockedSink:
+    """A sink that cannot write until released: the store is down or slow."""
+
+    name = "blocked"
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.spans = 0
+
+    def export(self, spans: Sequence[tracing.Span]) -> None:
+        self.release.wait(30)
+        self.spans += len(spans)
+
+    def close(self) -> None:
+        pass
+
+
+def test_exporter_never_blocks_and_counts_drops() -> None:
+    sink = BlockedSink()
+    ex = SpanExporter([sink], max_queue=1000, batch_size=100, interval_s=0.01)
+    ex.start()
+    tracing.install(ex)
+    try:
+        n = 20_000
+        t0 = time.perf_counter()
+        for i in range(n):
+            with tracing.span("work", attributes={"i": i}):
+                pass
+        elapsed = time.perf_counter() - t0
+        stats = ex.stats()
+        # the sink holds at most one batch; everything else beyond the queue's bound was dropped and counted
+        assert stats["accepted"] + stats["dropped"] == n
+        assert stats["queued"] <= 1000 and stats["dropped"] >= n - 1000 - 100
+        assert elapsed < 5, "producing spans waited on the blocked sink"
+        sink.release.set()
+        assert ex.flush(timeout_s=10)
+        assert sink.spans == stats["accepted"] == ex.stats()["exported"]
+    finally:
+        tracing.install(None)
+        sink.release.set()
+        ex.close()
+
+
+def test_payloads_are_capped_and_masked(db: str) -> None:
+    ex = SpanExporter([SpanStoreSink(db, payload_chars=120, masker=mask_pii)])
+    tracing.install(ex)
+    try:
+        text = "联系 zhang.san@example.com 或 13812345678，身份证 11010519491231002X，卡号 4111 1111 1111 1111。"
+        with tracing.span("root", input=text + "x" * 500) as s:
+            pass
+        ex.drain()
+    finally:
+        tracing.install(None)
+    stored = get_trace(db, s.trace_hex)["spans"][0]["input"]
+    for secret in ("zhang.san@example.com", "13812345678", "11010519491231002X", "4111 1111 1111 1111"):
+        assert secret not in stored
+    assert "<email>" in stored and "<phone>" in stored and "<id-number>" in stored and "<card-number>" in stored
+    assert stored.endswith("more characters]") and len(stored) < 200
+
+
+class Collector:
+    """A loopback OTLP/HTTP receiver: decodes every ExportTraceServiceRequest it is sent."""
+
+    def __init__(self) -> None:
+        self.requests: list[ExportTraceServiceRequest] = []
+        self.headers: list[dict[str, str]] = []
+        collector = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                msg = ExportTraceServiceRequest()
+                msg.ParseFromString(body)
+                collector.requests.append(msg)
+                collector.headers.append(dict(self.headers))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1/traces"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def spans(self) -> list:
+        return [s for r in self.requests for rs in r.resource_spans for ss in rs.scope_spans for s in ss.spans]
+
+
+def test_otlp_export_reaches_a_collector(db: str) -> None:
+    collector = Collector()
+    ex = SpanExporter([SpanStoreSink(db), OtlpSink(collector.url, {"x-tenant": "acme"}, payloads=True)])
+    tracing.install(ex)
+    try:
+        with tracing.span("chat m", "gateway", {tracing.OPERATION: "chat", tracing.REQUEST_MODEL: "m",
+                                                tracing.INPUT_TOKENS: 3}, input="hello") as root:
+            with tracing.span("chat m", "llm") as child:
+                child.fail("upstream 500", "upstream_error")
+        ex.drain()
+    finally:
+        tracing.install(None)
+        ex.close()
+        collector.server.shutdown()
+    spans = {s.span_id.hex(): s for s in collector.spans()}
+    assert set(spans) == {root.span_hex, child.span_hex}
+    r, c = spans[root.span_hex], spans[child.span_hex]
+    assert r.trace_id.hex() == root.trace_hex == c.trace_id.hex() and c.parent_span_id.hex() == root.span_hex
+    attrs = {a.key: a.value for a in r.attributes}
+    assert attrs["gen_ai.operation.name"].string_value == "chat"
+    assert attrs["gen_ai.usage.input_tokens"].int_value == 3 and attrs["temper.input"].string_value == "hello"
+    assert c.status.code == 2 and c.status.message == "upstream 500"  # STATUS_CODE_ERROR
+    assert r.end_time_unix_nano - r.start_time_unix_nano == pytest.approx(root.duration_ms * 1e6, rel=0.01)
+    resource = {a.key: a.value.string_value for a in collector.requests[0].resource_spans[0].resource.attributes}
+    assert resource["service.name"] == "temper"
+    assert collector.headers[0].get("x-tenant") == "acme"
+    assert get_trace(db, root.trace_hex)["span_count"] == 2  # the store got them too
+
+
+def _seed(db: str, rows: list[tuple[str, str, float, float | None, str, int, int, float, int]]) -> None:
+    with session(db) as s:
+        for i, (model, key, ms, ttft, status, tin, tout, cost, start) in enumerate(rows):
+            s.add(TraceRow(trace_id=f"{i + 1:032x}", span_id=f"{i + 1:016x}", workspace_id="ws_default",
+                           name=f"chat {model}", kind="gateway", start_us=start, duration_ms=ms, status=status,
+                           model=model, key_id=key, input_tokens=tin, output_tokens=tout, cost=cost, ttft_ms=ttft,
+                           span_count=2, attributes={}))
+
+
+def _rank(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[math.ceil(p * len(ordered)) - 1]
+
+
+def test_analytics_equal_hand_computed_numbers(db: str) -> None:
+    minute = 60_000_000
+    end = (now_us() // minute) * minute + minute // 2
+    rows = []
+    for i in range(37):  # two models, two keys, three minutes, some errors, TTFT only on some
+        model, key = ("a", "k1") if i % 3 else ("b", "k2")
+        rows.append((model, key, float((i * 37) % 101 + 1), float(i) if i % 4 else None,
+                     "error" if i % 7 == 0 else "ok", 10 + i, i, 0.001 * i, end - minute * (i % 3) - 1000))
+    rows.append(("a", "k1", 5.0, None, "ok", 1, 1, 0.0, end - 5 * 3600 * 1_000_000))  # outside the window
+    _seed(db, rows)
+    s = stats(db, TraceFilter(workspace_id="ws_default"), hours=1, bucket="minute", group_by="model", until_us=end)
+    inside = rows[:-1]
+
+    def expect(sub: list) -> dict:
+        ms = [r[2] for r in sub]
+        ttft = [r[3] for r in sub if r[3] is not None]
+        errors = sum(r[4] == "error" for r in sub)
+        return {"requests": len(sub), "errors": errors, "error_rate": round(errors / len(sub), 6),
+                "p50_ms": _rank(ms, .5), "p95_ms": _rank(ms, .95), "p99_ms": _rank(ms, .99),
+                "ttft_p50_ms": _rank(ttft, .5), "ttft_p95_ms": _rank(ttft, .95),
+                "input_tokens": sum(r[5] for r in sub), "output_tokens": sum(r[6] for r in sub),
+                "cost": pytest.approx(sum(r[7] for r in sub))}
+
+    assert s["totals"] == expect(inside)
+    assert {g["group"]: {k: v for k, v in g.items() if k != "group"} for g in s["groups"]} == {
+        m: expect([r for r in inside if r[0] == m]) for m in ("a", "b")}
+    points = {p["t"]: p for p in s["series"] if p["requests"]}
+    assert len(points) == 3 and sum(p["requests"] for p in s["series"]) == len(inside)
+    for p in points.values():
+        bucket = [r for r in inside if (r[8] // minute) * minute == _us(p["t"])]
+        assert {k: v for k, v in p.items() if k != "t"} == expect(bucket)
+    by_key = stats(db, TraceFilter(workspace_id="ws_default", model="a"), hours=1, group_by="key", until_us=end)
+    assert [(g["group"], g["requests"]) for g in by_key["groups"]] == [("k1", sum(r[0] == "a" for r in inside))]
+
+
+def _us(iso: str) -> int:
+    from datetime import datetime
+    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1_000_000)
+
+
+def test_retention_deletes_old_traces_with_their_spans_and_scores(db: str, store: SpanExporter) -> None:
+    with tracing.span("old") as old:
+        with tracing.span("child"):
+            pass
+    with tracing.span("new") as new:
+        with tracing.span("child"):
+            pass
+    store.drain()
+    add_score(db, old.trace_hex, "ok", True)
+    add_score(db, new.trace_hex, "ok", True)
+    cutoff = new.start_ns // 1000  # everything that started before "new"
+    assert delete_before(db, cutoff) == 1
+    page, _ = list_traces(db, TraceFilter())
+    assert [t["id"] for t in page] == [new.trace_hex]
+    with session(db) as s:
+        assert {r.trace_id for r in s.query(SpanRow)} == {new.trace_hex}
+        assert {r.trace_id for r in s.query(ScoreRow)} == {new.trace_hex}
