@@ -107,6 +107,17 @@ def test_traces_and_analytics(lang: str, open_console: Callable[[str], Console],
     expect(rows).to_have_count(OK_CALLS)
     admin.shot("traces-filtered")
 
+    # Cursor paging: with pages of two, "load more" brings the rest
+    page.route(re.compile(r".*/api/v1/traces\?.*limit=50.*"),
+               lambda route: route.continue_(url=route.request.url.replace("limit=50", "limit=2")))
+    page.select_option("[data-test=filter-status]", "ok")
+    expect(rows).to_have_count(2)
+    for n in range(4, OK_CALLS + 2, 2):
+        page.click("[data-test=load-more]")
+        expect(rows).to_have_count(min(n, OK_CALLS))
+    expect(page.locator("[data-test=load-more]")).to_have_count(0)
+    page.unroute(re.compile(r".*/api/v1/traces\?.*limit=50.*"))
+
     # One trace: stats, a waterfall with a bar per span, a span's attributes, input and output
     rows.filter(has_text="a streamed question").click()
     expect(page).to_have_url(re.compile(r"/traces/[0-9a-f]{32}$"))
@@ -139,7 +150,21 @@ def test_traces_and_analytics(lang: str, open_console: Callable[[str], Console],
     trace_id = page.url.rsplit("/", 1)[1]
     got = console_server.api("GET", f"/api/v1/traces/{trace_id}").json()["scores"]
     assert any(s["name"] == f"quality-{lang}" and s["value"] == 0.9 for s in got), got
+    # A boolean score on the selected span, then deleted again
+    page.fill("[data-test=score-name]", "grounded")
+    page.fill("[data-test=score-value]", "yes")
+    page.select_option("[data-test=score-type]", "boolean")
+    page.select_option("[data-test=score-target]", index=1)
+    page.click("[data-test=score-submit]")
+    grounded = scores.locator("tr", has_text="grounded")
+    expect(grounded).to_contain_text("chat vendor-model")
+    page.locator("[data-test=score-form]").scroll_into_view_if_needed()
     admin.shot("trace-scored")
+    grounded.locator("[data-test=delete-score]").click()
+    page.click(".modal button.danger")
+    expect(grounded).to_have_count(0)
+    got = console_server.api("GET", f"/api/v1/traces/{trace_id}").json()["scores"]
+    assert [s["name"] for s in got].count("grounded") == 0
 
     # An error trace shows its error and a red span
     admin.goto("/traces?status=error")
@@ -169,9 +194,12 @@ def test_traces_and_analytics(lang: str, open_console: Callable[[str], Console],
     # A member sees only the traces of its own key, and no admin actions
     member = open_console(lang)
     member.sign_in(traffic["member_key"])
+    expect(member.page.locator("[data-nav=annotations]")).to_have_count(0)  # queues are for admins
     member.nav("traces")
     expect(member.page.locator("table.tbl tbody tr")).to_have_count(1)
     expect(member.page.locator("[data-test=filter-key]")).to_have_count(0)
+    member.page.locator("table.tbl tbody tr").click()
+    expect(member.page.locator("[data-test=span-row]").first).to_be_visible()
     member.nav("analytics")
     expect(member.page.locator("[data-test=stat-requests] .v")).to_have_text("1")
     member.shot("analytics-member")
@@ -249,7 +277,7 @@ def test_annotation_queue(lang: str, open_console: Callable[[str], Console], con
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
-def test_prompts(lang: str, open_console: Callable[[str], Console], console_server: Server) -> None:
+def test_prompts(lang: str, open_console: Callable[[str], Console], console_server: Server, traffic: dict) -> None:
     words = TEXT[lang]
     admin = open_console(lang)
     page = admin.page
@@ -315,3 +343,25 @@ def test_prompts(lang: str, open_console: Callable[[str], Console], console_serv
     admin.nav("prompts")
     expect(page.locator("tr", has_text=name)).to_contain_text("production → v2")
     admin.shot("prompts")
+
+    # A blank chat prompt written by hand
+    page.click("[data-test=create-prompt]")
+    page.click("[data-test=create-mode] [data-value=blank]")
+    page.fill("[data-test=prompt-name]", f"blank-{lang}")
+    page.click("[data-test=prompt-type] [data-value=chat]")
+    page.fill(".modal [data-test=message-system]", "You summarise {{topic}}.")
+    page.fill(".modal [data-test=message-user]", "{{text}}")
+    page.click("[data-test=create-prompt-submit]")
+    expect(page).to_have_url(re.compile(f"/prompts/blank-{lang}$"))
+    expect(page.locator("[data-test=version-variables]")).to_have_text(re.compile(r"\{\{topic\}\}.*\{\{text\}\}"))
+
+    # A member reads prompts but cannot change them
+    member = open_console(lang)
+    member.sign_in(traffic["member_key"])
+    member.nav("prompts")
+    expect(member.page.locator("[data-test=create-prompt]")).to_have_count(0)
+    member.page.locator("tr", has_text=name).click()
+    expect(member.page.locator("[data-test=version-view]")).to_have_attribute("data-version", "2")
+    expect(member.page.locator("[data-test=new-version]")).to_have_count(0)
+    expect(member.page.locator("[data-test=move-label]")).to_have_count(0)
+    expect(member.page.locator("[data-test=diff] .dl.add")).not_to_have_count(0)

@@ -1,7 +1,7 @@
 // One trace: its numbers, a waterfall of its spans (one row per span, indented by depth, a bar at the span's
 // offset as wide as its duration), the selected span's attributes, input and output, and the trace's scores.
 import { del, get, post } from "../api.js";
-import { fmtDateTimeSec, fmtMoney, fmtMs, fmtNum, fmtTime, t } from "../i18n.js";
+import { fmtDateTimeSec, fmtMoney, fmtMs, fmtNum, t } from "../i18n.js";
 import { keyLabel, payload, statusBadge, tokens } from "../ops.js";
 import { badge, busy, confirmDialog, emptyState, errorBox, field, h, mount, spinner, table, toast } from "../ui.js";
 
@@ -97,14 +97,14 @@ export function scoreValue(s) {
 function scoresPanel(trace, selected, admin) {
   const box = h("div", { class: "panel", "data-test": "scores" });
   const draw = () => {
-    const list = trace.scores.length ? table([
+    const list = trace.scores.length ? h("div", { class: "ops-table" }, table([
       { label: t("trace.score_name"), render: (s) => h("strong", {}, s.name) },
       { label: t("trace.score_value"), render: scoreValue },
       { label: t("trace.score_type"), render: (s) => t(`ann.type_${s.data_type}`) },
-      { label: t("trace.score_target"), render: (s) => (s.span_id ? spanName(s.span_id) : t("trace.whole_trace")) },
+      { label: t("trace.score_target"), render: (s) => h("div", { class: "clip narrow-clip" }, s.span_id ? spanName(s.span_id) : t("trace.whole_trace")) },
       { label: t("trace.score_source"), render: (s) => h("span", {}, SOURCES.includes(s.source) ? t(`trace.source_${s.source}`) : s.source, s.author && h("div", { class: "muted small" }, s.author)) },
-      { label: t("trace.comment"), render: (s) => s.comment || "" },
-      { label: t("trace.created"), render: (s) => fmtTime(s.created_at) },
+      { label: t("trace.comment"), render: (s) => h("div", { class: "clip narrow-clip", title: s.comment || "" }, s.comment || "") },
+      { label: t("trace.created"), render: (s) => fmtDateTimeSec(s.created_at) },
       { label: "", render: (s) => admin && h("button", { class: "small danger", "data-test": "delete-score", onclick: async (e) => {
         const btn = e.currentTarget;
         if (!(await confirmDialog(t("trace.score_delete_confirm", { name: s.name }), { ok: t("common.delete"), danger: true }))) return;
@@ -114,7 +114,7 @@ function scoresPanel(trace, selected, admin) {
           draw();
         });
       } }, t("common.delete")) },
-    ], trace.scores) : h("div", { class: "muted small empty-line" }, t("trace.no_scores"));
+    ], trace.scores)) : h("div", { class: "muted small empty-line" }, t("trace.no_scores"));
     mount(box, h("h2", {}, t("trace.scores"), " ", badge(fmtNum(trace.scores.length))), list, form());
   };
   const spanName = (id) => ((trace.spans || []).find((s) => s.id === id) || { name: id }).name;
@@ -190,9 +190,10 @@ export async function render(root, { me, params }) {
       fact(t("trace.spans"), fmtNum((trace.spans || []).length), "trace-spans")),
     trace.error && h("div", { class: "alert", "data-test": "trace-error" }, trace.error),
     h("div", { class: "trace-grid" },
-      h("div", { class: "panel" }, h("div", { class: "row" }, h("h2", { class: "grow-h" }, t("trace.timeline")),
-        h("button", { class: "small", onclick: () => { wf.querySelectorAll(".wf-row.sel").forEach((r) => r.classList.remove("sel")); pick(null); } },
-          t("trace.show_trace"))), wf),
-      side),
-    scores);
+      h("div", { class: "stack" },
+        h("div", { class: "panel" }, h("div", { class: "row" }, h("h2", { class: "grow-h" }, t("trace.timeline")),
+          h("button", { class: "small", onclick: () => { wf.querySelectorAll(".wf-row.sel").forEach((r) => r.classList.remove("sel")); pick(null); } },
+            t("trace.show_trace"))), wf),
+        scores),
+      side));
 }
