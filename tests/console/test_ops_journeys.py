@@ -118,6 +118,12 @@ def test_traces_and_analytics(lang: str, open_console: Callable[[str], Console],
     expect(page.locator("[data-test=load-more]")).to_have_count(0)
     page.unroute(re.compile(r".*/api/v1/traces\?.*limit=50.*"))
 
+    # Export what the filters show, as JSONL with the spans
+    with page.expect_download() as dl:
+        page.click("[data-test=export-traces]")
+    exported = [json.loads(x) for x in Path(dl.value.path()).read_text(encoding="utf-8").splitlines() if x.strip()]
+    assert len(exported) == OK_CALLS and all(x["model"] == "ops-remote" and x["spans"] for x in exported), exported[:1]
+
     # One trace: stats, a waterfall with a bar per span, a span's attributes, input and output
     rows.filter(has_text="a streamed question").click()
     expect(page).to_have_url(re.compile(r"/traces/[0-9a-f]{32}$"))

@@ -175,16 +175,17 @@ export function pagedList(root, { load, render, empty, limit = 20 }) {
 
 /**
  * A list paged by cursor ("load more"): `load(cursor)` returns {data, has_more, next_cursor}; `render(rows)` draws
- * every row loaded so far; `empty()` draws the empty state. Returns `reload()` (back to the first page).
+ * every row loaded so far; `empty()` draws the empty state. Returns `reload()` (back to the first page). Only the
+ * newest list drawn into `root` may paint: an answer that arrives after a newer reload is dropped.
  */
 export function cursorList(root, { load, render, empty }) {
   let rows = [];
-  let generation = 0;
+  let mine = 0;
+  const current = () => root.dataset.listGeneration === String(mine);
   async function more(cursor, button) {
-    const mine = generation;
     try {
       const page = await load(cursor);
-      if (mine !== generation) return;
+      if (!current()) return;
       rows = rows.concat(page.data);
       const next = page.has_more && page.next_cursor;
       const btn = next && h("button", { "data-test": "load-more", onclick: (e) => busy(e.currentTarget, () => more(next, e.currentTarget)) },
@@ -192,13 +193,14 @@ export function cursorList(root, { load, render, empty }) {
       mount(root, rows.length ? render(rows) : empty(),
         h("div", { class: "pager" }, rows.length ? t("common.shown_n", { n: fmtNum(rows.length) }) : null, btn || null));
     } catch (e) {
-      if (mine !== generation) return;
+      if (!current()) return;
       if (button) throw e;
       mount(root, errorBox(e));
     }
   }
   function reload() {
-    generation += 1;
+    mine = Number(root.dataset.listGeneration || 0) + 1;
+    root.dataset.listGeneration = String(mine);
     rows = [];
     mount(root, h("div", { class: "muted" }, spinner(), " ", t("common.loading")));
     return more(null);

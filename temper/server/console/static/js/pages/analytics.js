@@ -25,7 +25,9 @@ export async function render(root, { me, query, navigate }) {
   if (!(f.period in PERIODS)) f.period = "24h";
   if (!GROUPS.includes(f.group_by)) f.group_by = "model";
   const body = h("div", {});
+  let generation = 0;  // a slow answer for an earlier choice must not replace a newer one
   const draw = async () => {
+    const mine = ++generation;
     keepQuery("/analytics", { ...f, period: f.period === "24h" ? "" : f.period, group_by: f.group_by === "model" ? "" : f.group_by });
     mount(body, spinner());
     const { hours, bucket } = PERIODS[f.period];
@@ -33,9 +35,10 @@ export async function render(root, { me, query, navigate }) {
     try {
       s = await get("/api/v1/traces/stats", { hours, bucket, group_by: f.group_by, model: f.model, key_id: f.key_id, app_id: f.app_id });
     } catch (e) {
-      mount(body, errorBox(e));
+      if (mine === generation) mount(body, errorBox(e));
       return;
     }
+    if (mine !== generation) return;
     const m = s.totals || {};
     const cards = h("div", { class: "stats four" },
       stat(fmtNum(m.requests), t("analytics.requests"), "stat-requests"),
@@ -101,7 +104,7 @@ export async function render(root, { me, query, navigate }) {
       h("span", { class: "muted small" }, t("analytics.group_by")),
       select(t("analytics.group_by"), "group-by", GROUPS.map((g) => [g, t(`analytics.by_${g}`)]), f.group_by, (v) => { f.group_by = v; draw(); }),
       scope.map(([label, value, k]) => h("span", { class: "badge accent" }, `${label}: ${value} `,
-        h("button", { class: "ghost small", "aria-label": t("common.clear_filters"), onclick: () => { f[k] = ""; draw(); } }, "×")))),
+        h("button", { class: "ghost small", "aria-label": t("common.clear_filters"), onclick: (e) => { f[k] = ""; e.currentTarget.parentElement.remove(); draw(); } }, "×")))),
     body);
   draw();
 }

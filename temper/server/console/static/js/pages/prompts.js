@@ -125,10 +125,13 @@ export async function render(root, { me, query, navigate }) {
   const create = () => createDialog(open);
   let q = query.get("q") || "";
   let timer;
+  let generation = 0;
   const reload = async () => {
+    const mine = ++generation;
     mount(list, spinner());
     try {
       const page = await get("/api/v1/prompts", { q });
+      if (mine !== generation) return;
       const rows = page.data || [];
       mount(list, rows.length ? table([
         { label: t("prompts.name"), render: (p) => h("div", { "data-prompt": p.name }, h("strong", {}, p.name),

@@ -26,13 +26,15 @@ export async function render(root, { me, query, navigate }) {
   const list = h("div", {});
   const open = (tr) => navigate(`/traces/${tr.id}`);
   const filtered = () => FILTERS.some((k) => k !== "period" && f[k]);
+  const exportLink = h("a", { class: "btn", download: "traces.jsonl", "data-test": "export-traces", title: t("traces.export_hint") }, t("traces.export"));
+  const apiFilters = () => ({ q: f.q, model: f.model, key_id: f.key_id, status: f.status, min_ms: f.min_ms, max_ms: f.max_ms,
+    hours: PERIODS[f.period].hours });
   const reload = () => {
     keepQuery("/traces", { ...f, period: f.period === "24h" ? "" : f.period });
+    const q = new URLSearchParams(Object.entries(apiFilters()).filter(([, v]) => v !== "" && v !== undefined));
+    exportLink.href = `/api/v1/traces/export?${q}`;
     return cursorList(list, {
-      load: (cursor) => get("/api/v1/traces", {
-        q: f.q, model: f.model, key_id: f.key_id, status: f.status, min_ms: f.min_ms, max_ms: f.max_ms,
-        hours: PERIODS[f.period].hours, limit: 50, cursor,
-      }),
+      load: (cursor) => get("/api/v1/traces", { ...apiFilters(), limit: 50, cursor }),
       render: (rows) => h("div", { class: "ops-table" }, table([
         { label: t("traces.time"), render: (tr) => h("span", { class: "nowrap" }, fmtDateTimeSec(tr.start)) },
         { label: t("traces.name"), render: (tr) => h("div", { "data-trace": tr.id },
@@ -74,7 +76,7 @@ export async function render(root, { me, query, navigate }) {
   mount(root,
     h("div", { class: "page-head" }, h("h1", {}, t("nav.traces")),
       h("span", { class: "sub" }, admin ? t("traces.subtitle_admin") : t("traces.subtitle_member")),
-      h("div", { class: "actions" }, h("a", { class: "btn", href: "/analytics" }, t("nav.analytics")))),
+      h("div", { class: "actions" }, exportLink, h("a", { class: "btn", href: "/analytics" }, t("nav.analytics")))),
     controls, list);
   reload();
   return () => clearTimeout(timer);
