@@ -1,50 +1,71 @@
 """Aggregates over traces: requests, errors, latency and TTFT percentiles, tokens and cost, per time bucket
-and per model, key or app. Percentiles are exact (nearest rank), computed in SQL with window functions."""
+and per model, key or app.
+
+One indexed query fetches the window's rows as plain tuples; totals, groups and buckets are then computed
+from per-(bucket, group) accumulators. Percentiles are exact (nearest rank: the smallest value whose rank is at least p·n). Measured
+against nine SQL passes with window functions, this is 5-10x faster on SQLite (docs/performance.md).
+"""
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from sqlalchemy import Select, case, func, literal, select
+from sqlalchemy import select
 
 from temper.errors import InvalidRequest
 from temper.ops.traces import TraceFilter, iso, now_us
-from temper.store.db import session
+from temper.store.db import get_engine
 from temper.store.tables import TraceRow
 
 BUCKET_US = {"minute": 60_000_000, "hour": 3_600_000_000, "day": 86_400_000_000}
 GROUPS = {"model": TraceRow.model, "key": TraceRow.key_id, "app": TraceRow.app_id}
 MAX_POINTS = 2000
-PERCENTILES = (("p50_ms", 0.50), ("p95_ms", 0.95), ("p99_ms", 0.99))
 
 
-def _empty() -> dict[str, Any]:
-    return {"requests": 0, "errors": 0, "error_rate": 0.0, "p50_ms": None, "p95_ms": None, "p99_ms": None,
-            "ttft_p50_ms": None, "ttft_p95_ms": None, "input_tokens": 0, "output_tokens": 0, "cost": 0.0}
+class _Acc:
+    """Running sums plus the latency and TTFT samples of one group."""
+
+    __slots__ = ("n", "errors", "tin", "tout", "cost", "ms", "ttft")
+
+    def __init__(self) -> None:
+        self.n = self.errors = self.tin = self.tout = 0
+        self.cost = 0.0
+        self.ms: list[float] = []
+        self.ttft: list[float] = []
+
+    def add(self, ms: float, ttft: float | None, status: str, tin: int, tout: int, cost: float) -> None:
+        self.n += 1
+        self.errors += status == "error"
+        self.tin += tin or 0
+        self.tout += tout or 0
+        self.cost += cost or 0.0
+        self.ms.append(ms)
+        if ttft is not None:
+            self.ttft.append(ttft)
+
+    def merge(self, other: _Acc) -> None:
+        self.n += other.n
+        self.errors += other.errors
+        self.tin += other.tin
+        self.tout += other.tout
+        self.cost += other.cost
+        self.ms.extend(other.ms)
+        self.ttft.extend(other.ttft)
+
+    def metrics(self) -> dict[str, Any]:
+        self.ms.sort()
+        self.ttft.sort()
+        return {"requests": self.n, "errors": self.errors,
+                "error_rate": round(self.errors / self.n, 6) if self.n else 0.0,
+                "p50_ms": _rank(self.ms, 0.50), "p95_ms": _rank(self.ms, 0.95), "p99_ms": _rank(self.ms, 0.99),
+                "ttft_p50_ms": _rank(self.ttft, 0.50), "ttft_p95_ms": _rank(self.ttft, 0.95),
+                "input_tokens": self.tin, "output_tokens": self.tout, "cost": round(self.cost, 9)}
 
 
-def _metrics(s: Any, base: Select, part: Any) -> dict[Any, dict[str, Any]]:
-    """Every metric per value of ``part`` (a column expression; a literal for the totals)."""
-    f = base.add_columns(part.label("g")).subquery()
-    out: dict[Any, dict[str, Any]] = {}
-    sums = select(f.c.g, func.count(), func.sum(case((f.c.status == "error", 1), else_=0)),
-                  func.sum(f.c.input_tokens), func.sum(f.c.output_tokens), func.sum(f.c.cost)).group_by(f.c.g)
-    for g, n, errors, tin, tout, cost in s.execute(sums):
-        m = _empty()
-        m.update(requests=n, errors=errors or 0, error_rate=round((errors or 0) / n, 6) if n else 0.0,
-                 input_tokens=tin or 0, output_tokens=tout or 0, cost=round(cost or 0.0, 9))
-        out[g] = m
-    for column, names in ((f.c.duration_ms, PERCENTILES),
-                          (f.c.ttft_ms, (("ttft_p50_ms", 0.50), ("ttft_p95_ms", 0.95)))):
-        ranked = select(f.c.g, column.label("v"),
-                        func.row_number().over(partition_by=f.c.g, order_by=column).label("rn"),
-                        func.count().over(partition_by=f.c.g).label("n")).where(column.isnot(None)).subquery()
-        # nearest rank: the smallest value whose rank is at least p * n
-        q = select(ranked.c.g, *[func.min(case((ranked.c.rn >= p * ranked.c.n, ranked.c.v))) for _, p in names]
-                   ).group_by(ranked.c.g)
-        for g, *values in s.execute(q):
-            for (name, _), v in zip(names, values):
-                out[g][name] = round(v, 3) if v is not None else None
-    return out
+def _rank(ordered: list[float], p: float) -> float | None:
+    if not ordered:
+        return None
+    return round(ordered[max(0, math.ceil(p * len(ordered)) - 1)], 3)
 
 
 def stats(db: str, f: TraceFilter, *, hours: float = 1.0, bucket: str = "minute", group_by: str = "model",
@@ -60,15 +81,24 @@ def stats(db: str, f: TraceFilter, *, hours: float = 1.0, bucket: str = "minute"
     if (end - start) / size > MAX_POINTS:
         raise InvalidRequest(f"That is more than {MAX_POINTS} {bucket}s; pick a larger bucket.", param="bucket")
     f.since_us, f.until_us = max(start, f.since_us or start), min(end, f.until_us or end)
-    cols = (TraceRow.start_us, TraceRow.duration_ms, TraceRow.ttft_ms, TraceRow.status, TraceRow.input_tokens,
-            TraceRow.output_tokens, TraceRow.cost)
-    base = f.apply(select(*cols))
-    with session(db) as s:
-        totals = _metrics(s, base, literal(1)).get(1, _empty())
-        groups = _metrics(s, base, GROUPS[group_by])
-        series = _metrics(s, base, TraceRow.start_us // size * size)
-    first = start // size * size
-    points = [{"t": iso(b)} | series.get(b, _empty()) for b in range(first, end, size)]
-    rows = sorted(({"group": g} | m for g, m in groups.items()), key=lambda r: -r["requests"])
+    stmt = f.apply(select(TraceRow.start_us, GROUPS[group_by], TraceRow.duration_ms, TraceRow.ttft_ms,
+                          TraceRow.status, TraceRow.input_tokens, TraceRow.output_tokens, TraceRow.cost))
+    cells: dict[tuple[int, Any], _Acc] = {}  # (bucket, group): one accumulator per row, merged below
+    with get_engine(db).connect() as conn:
+        for t, g, ms, ttft, status, tin, tout, cost in conn.execute(stmt):
+            cell = (t // size * size, g)
+            acc = cells.get(cell)
+            if acc is None:
+                acc = cells[cell] = _Acc()
+            acc.add(ms, ttft, status, tin, tout, cost)
+    total, groups, series = _Acc(), {}, {}
+    for (b, g), acc in cells.items():
+        total.merge(acc)
+        groups.setdefault(g, _Acc()).merge(acc)
+        series.setdefault(b, _Acc()).merge(acc)
+    empty = _Acc().metrics()
+    points = [{"t": iso(b)} | (series[b].metrics() if b in series else empty)
+              for b in range(start // size * size, end, size)]
+    rows = sorted(({"group": g} | a.metrics() for g, a in groups.items()), key=lambda r: -r["requests"])
     return {"object": "stats", "hours": hours, "bucket": bucket, "group_by": group_by, "since": iso(start),
-            "until": iso(end), "totals": totals, "groups": rows, "series": points}
+            "until": iso(end), "totals": total.metrics(), "groups": rows, "series": points}

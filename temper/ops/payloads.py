@@ -72,6 +72,15 @@ def _json(value: Any) -> Any:
     return value
 
 
+def parsed(value: Any) -> Any:
+    """A JSON body with ``\\uXXXX`` escapes (Python clients send Chinese that way) as an object, so that it is
+    stored as the characters they stand for; anything else unchanged (no parse, no re-serialisation)."""
+    if isinstance(value, (bytes, bytearray)) and value[:1] in (b"{", b"[") and b"\\u" in value:
+        obj = _json(value)
+        return value if obj is None else obj
+    return value
+
+
 def _content(content: Any) -> str:
     if isinstance(content, str):
         return content

@@ -12,7 +12,7 @@ import orjson
 from sqlalchemy import Engine, Table
 
 from temper.ops import tracing as t
-from temper.ops.payloads import Masker, readable_input, readable_output, stored
+from temper.ops.payloads import Masker, parsed, readable_input, readable_output, stored
 from temper.ops.tracing import Span
 from temper.store.db import get_engine
 from temper.store.tables import SpanRow, TraceRow
@@ -77,16 +77,19 @@ class SpanStoreSink:
         attrs = s.attributes
         usage = s.usage or (0, 0, 0.0)
         limit, masker = self.payload_chars, self.masker
+        raw_in, raw_out = parsed(s.input), parsed(s.output)
+        if isinstance(raw_out, list):  # a relayed stream: keep the answer, not every SSE frame
+            raw_out = readable_output(raw_out)
         return (
             f"{s.trace_id:032x}", f"{s.span_id:016x}", f"{s.parent_id:016x}" if s.parent_id else None,
             s.workspace_id, s.name[:200], s.kind, s.start_ns // 1000, (s.end_ns - s.start_ns) / 1e6, s.status,
             s.error, attrs.get(t.APP_ID), attrs.get(t.RESPONSE_MODEL) or attrs.get(t.REQUEST_MODEL),
             attrs.get(t.KEY_ID), attrs.get(t.INPUT_TOKENS, usage[0]) or 0, attrs.get(t.OUTPUT_TOKENS, usage[1]) or 0,
             attrs.get(t.COST, usage[2]) or 0.0, attrs.get(t.TTFT_MS), s.children + 1, _dumps(attrs),
-            stored(readable_input(s.input), limit, masker) if s.input is not None else None,
-            stored(readable_output(s.output), limit, masker) if s.output is not None else None,
-            stored(s.input, limit, masker) if s.input is not None else None,
-            stored(s.output, limit, masker) if s.output is not None else None)
+            stored(readable_input(raw_in), limit, masker) if raw_in is not None else None,
+            stored(readable_output(raw_out), limit, masker) if raw_out is not None else None,
+            stored(raw_in, limit, masker) if raw_in is not None else None,
+            stored(raw_out, limit, masker) if raw_out is not None else None)
 
     def close(self) -> None:
         pass

@@ -61,7 +61,12 @@ class TraceFilter:
         return stmt
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v not in (None, []) and k != "workspace_id"}
+        """The filter as a person reads it (times as ISO 8601), for a queue's description."""
+        out = {k: v for k, v in self.__dict__.items() if v not in (None, []) and k != "workspace_id"}
+        for field in ("since", "until"):
+            if f"{field}_us" in out:
+                out[field] = iso(out.pop(f"{field}_us"))
+        return out
 
 
 def now_us() -> int:

@@ -57,6 +57,8 @@ class Span:
 
     def __init__(self, name: str, kind: str, parent: Span | None, attributes: dict[str, Any] | None,
                  workspace_id: str | None, trace_id: int | None = None, parent_id: int | None = None) -> None:
+        self.start_ns = time.time_ns()
+        self.end_ns = 0
         self.name = name
         self.kind = kind
         self.span_id = _rand.getrandbits(64) or 1
@@ -66,7 +68,9 @@ class Span:
             self.root: Span = parent.root
             self.workspace_id = workspace_id or parent.workspace_id
         else:
-            self.trace_id = trace_id or (_rand.getrandbits(128) or 1)
+            # a millisecond timestamp, then 80 random bits: ids (the traces table's key) arrive in order,
+            # so inserts stay at the right edge of the index however large the store grows
+            self.trace_id = trace_id or (self.start_ns // 1_000_000 << 80 | _rand.getrandbits(80))
             self.parent_id = parent_id  # set when the trace continues a caller's (W3C traceparent)
             self.root = self
             self.workspace_id = workspace_id or DEFAULT_WORKSPACE
@@ -78,8 +82,6 @@ class Span:
         self.children = 0  # spans below this one (kept on roots: the trace's span count)
         self.usage: list[float] | None = None  # on roots: [input tokens, output tokens, cost] of descendants
         self._token: Token | None = None
-        self.start_ns = time.time_ns()
-        self.end_ns = 0
 
     @property
     def trace_hex(self) -> str:

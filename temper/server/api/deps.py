@@ -9,7 +9,7 @@ from fastapi import Request
 
 from temper.auth.keys import KeyInfo
 from temper.auth.sessions import CSRF_HEADER, SESSION_COOKIE
-from temper.errors import PermissionDenied
+from temper.errors import InvalidRequest, PermissionDenied
 from temper.server.runtime import Runtime
 
 
@@ -30,6 +30,15 @@ def admin(request: Request) -> KeyInfo:
     if not key.is_admin:
         raise PermissionDenied("This needs the admin key.", code="admin_required")
     return key
+
+
+def own_key(key: KeyInfo, key_id: str | None, what: str) -> str | None:
+    """The key filter a caller may use: admins any (or none), members only their own key."""
+    if key.is_admin:
+        return key_id
+    if key_id and key_id != key.id:
+        raise InvalidRequest(f"You can only see the {what} of your own key.", param="key_id", code="key_not_allowed")
+    return key.id
 
 
 def page(items: list, limit: int, offset: int) -> dict:

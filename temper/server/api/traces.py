@@ -17,19 +17,10 @@ from temper.errors import InvalidRequest, NotFound
 from temper.ops.analytics import stats
 from temper.ops.scores import add_score, delete_score, list_scores
 from temper.ops.traces import TraceFilter, export_traces, get_trace, list_traces, now_us
-from temper.server.api.deps import admin, caller, runtime
+from temper.server.api.deps import admin, caller, own_key, runtime
 from temper.server.runtime import Runtime
 
 router = APIRouter(tags=["traces"])
-
-
-def _own(key: KeyInfo, key_id: str | None) -> str | None:
-    """Members are pinned to their own key."""
-    if key.is_admin:
-        return key_id
-    if key_id and key_id != key.id:
-        raise InvalidRequest("You can only see the traces of your own key.", param="key_id", code="key_not_allowed")
-    return key.id
 
 
 def _us(value: datetime | None) -> int | None:
@@ -45,7 +36,7 @@ def trace_filter(key: KeyInfo = Depends(caller), q: str | None = Query(None, max
     since_us = _us(since)
     if hours is not None:
         since_us = max(since_us or 0, now_us() - int(hours * 3_600_000_000))
-    return TraceFilter(workspace_id=key.workspace_id, q=q or None, model=model, key_id=_own(key, key_id),
+    return TraceFilter(workspace_id=key.workspace_id, q=q or None, model=model, key_id=own_key(key, key_id, "traces"),
                        app_id=app_id, kind=kind, status=status, min_ms=min_ms, max_ms=max_ms, since_us=since_us,
                        until_us=_us(until))
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from temper.auth.keys import KeyInfo, list_keys
 from temper.errors import InvalidRequest
 from temper.models.metering import BUCKETS, since_days, usage_records, usage_series, usage_summary
-from temper.server.api.deps import caller, page, runtime
+from temper.server.api.deps import caller, own_key, page, runtime
 from temper.server.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1/usage", tags=["usage"])
@@ -61,15 +61,6 @@ class UsageSeries(BaseModel):
     data: list[UsagePoint]
 
 
-def _own(key: KeyInfo, key_id: str | None) -> str | None:
-    """The key filter a caller may use: members are pinned to their own key."""
-    if key.is_admin:
-        return key_id
-    if key_id and key_id != key.id:
-        raise InvalidRequest("You can only see the usage of your own key.", param="key_id", code="key_not_allowed")
-    return key.id
-
-
 @router.get("", response_model=UsageSummary)
 def summary(rt: Runtime = Depends(runtime), key: KeyInfo = Depends(caller),
             group_by: Literal["key", "model", "day"] = "key",
@@ -78,7 +69,7 @@ def summary(rt: Runtime = Depends(runtime), key: KeyInfo = Depends(caller),
             limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)) -> dict:
     rt.usage.flush()
     rows = usage_summary(rt.db, group_by=group_by, since=since_days(days) if days else None,
-                         key_id=_own(key, key_id), model=model)
+                         key_id=own_key(key, key_id, "usage"), model=model)
     if group_by == "key":
         names = {k.id: k for k in list_keys(rt.db)} | {rt.admin.id: rt.admin}
         for r in rows:
@@ -97,7 +88,7 @@ def series(rt: Runtime = Depends(runtime), key: KeyInfo = Depends(caller),
         raise InvalidRequest(f"That is more than {MAX_POINTS} {bucket}s; pick a larger bucket.", param="bucket")
     rt.usage.flush()
     since = datetime.now(timezone.utc) - timedelta(hours=hours)
-    data = usage_series(rt.db, bucket=bucket, since=since, key_id=_own(key, key_id), model=model)
+    data = usage_series(rt.db, bucket=bucket, since=since, key_id=own_key(key, key_id, "usage"), model=model)
     return {"object": "list", "bucket": bucket, "data": data}
 
 
@@ -106,5 +97,5 @@ def records(rt: Runtime = Depends(runtime), key: KeyInfo = Depends(caller), limi
             after: int | None = None, key_id: str | None = None, model: str | None = None) -> dict:
     """Newest first; pass the last ``id`` as ``after`` for the next page."""
     rt.usage.flush()
-    data = usage_records(rt.db, limit=limit, after=after, key_id=_own(key, key_id), model=model)
+    data = usage_records(rt.db, limit=limit, after=after, key_id=own_key(key, key_id, "usage"), model=model)
     return {"object": "list", "data": data, "has_more": len(data) == limit}

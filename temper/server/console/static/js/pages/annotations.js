@@ -98,7 +98,7 @@ function filtersText(f) {
   if (f.status) parts.push(t(`traces.status_${f.status}`));
   const period = Object.keys(PERIODS).find((p) => PERIODS[p].hours === f.hours);
   if (f.hours) parts.push(period ? t(`range.${period}`) : t("ann.last_hours", { n: fmtNum(f.hours) }));
-  if (f.since_us) parts.push(t("ann.since", { time: fmtTime(new Date(f.since_us / 1000).toISOString()) }));  // the API stores the window's start
+  if (f.since) parts.push(t("ann.since", { time: fmtTime(f.since) }));  // the API stores the window's start
   return parts.join(" · ");
 }
 
