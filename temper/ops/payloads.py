@@ -108,20 +108,23 @@ def readable_input(value: Any) -> str | None:
     return to_text(value)
 
 
+# The text of a streamed delta: its "content" (chat) or "text" (completion) string, escapes and all. Finding
+# these in the joined bytes and decoding them in one parse costs a quarter of parsing every event.
+_DELTA_TEXT = re.compile(rb'"(?:content|text)"\s*:\s*"([^"\\]*(?:\\.[^"\\]*)*)"')
+
+
 def _stream_text(chunks: list) -> str:
-    """Join the content deltas of a streamed chat or completion answer."""
-    parts: list[str] = []
-    for chunk in chunks:
-        events = [chunk] if isinstance(chunk, dict) else [
-            line[5:].strip() for line in bytes(chunk).split(b"\n") if line.startswith(b"data:")]
-        for ev in events:
-            obj = ev if isinstance(ev, dict) else (_json(ev) if ev and ev != b"[DONE]" else None)
-            if not isinstance(obj, dict):
-                continue
-            for choice in obj.get("choices") or ():
-                delta = choice.get("delta") or {}
-                parts.append(delta.get("content") or choice.get("text") or "")
-    return "".join(parts)
+    """Join the content deltas of a streamed chat or completion answer (SSE frames, or event dicts)."""
+    if isinstance(chunks[0], dict):
+        return "".join((c.get("delta") or {}).get("content") or c.get("text") or ""
+                       for ev in chunks for c in ev.get("choices") or ())
+    pieces = _DELTA_TEXT.findall(b"".join(chunks))
+    if not pieces:
+        return ""
+    try:
+        return "".join(orjson.loads(b'["' + b'","'.join(pieces) + b'"]'))
+    except orjson.JSONDecodeError:
+        return ""
 
 
 def readable_output(value: Any) -> str | None:
