@@ -117,8 +117,8 @@ class SpanExporter:
 
     def stats(self) -> dict[str, int | list[str]]:
         return {"queued": len(self.queue), "accepted": self.accepted, "exported": self.exported,
-                "dropped": self.dropped,
-                "errors": self.errors, "max_queue": self.max_queue, "sinks": [s.name for s in self.sinks]}
+                "dropped": self.dropped, "errors": self.errors, "max_queue": self.max_queue,
+                "sinks": [s.name for s in self.sinks]}
 
 
 def masker_for(settings: Settings, pm: pluggy.PluginManager | None) -> Masker | None:

@@ -65,8 +65,7 @@ class SpanStoreSink:
             span_rows.append((
                 f"{s.span_id:016x}", f"{s.trace_id:032x}", f"{s.parent_id:016x}", s.workspace_id, s.name[:200],
                 s.kind, s.start_ns // 1000, (s.end_ns - s.start_ns) / 1e6, s.status, s.error, _dumps(s.attributes),
-                stored(s.input, limit, masker) if s.input is not None else None,
-                stored(s.output, limit, masker) if s.output is not None else None))
+                stored(s.input, limit, masker), stored(s.output, limit, masker)))
         with self.engine.begin() as conn:
             for (sql, positional), rows, columns in ((self._traces, trace_rows, TRACE_COLUMNS),
                                                      (self._spans, span_rows, SPAN_COLUMNS)):
@@ -78,18 +77,17 @@ class SpanStoreSink:
         usage = s.usage or (0, 0, 0.0)
         limit, masker = self.payload_chars, self.masker
         raw_in, raw_out = parsed(s.input), parsed(s.output)
+        answer = readable_output(raw_out)
         if isinstance(raw_out, list):  # a relayed stream: keep the answer, not every SSE frame
-            raw_out = readable_output(raw_out)
+            raw_out = answer
         return (
             f"{s.trace_id:032x}", f"{s.span_id:016x}", f"{s.parent_id:016x}" if s.parent_id else None,
             s.workspace_id, s.name[:200], s.kind, s.start_ns // 1000, (s.end_ns - s.start_ns) / 1e6, s.status,
             s.error, attrs.get(t.APP_ID), attrs.get(t.RESPONSE_MODEL) or attrs.get(t.REQUEST_MODEL),
             attrs.get(t.KEY_ID), attrs.get(t.INPUT_TOKENS, usage[0]) or 0, attrs.get(t.OUTPUT_TOKENS, usage[1]) or 0,
             attrs.get(t.COST, usage[2]) or 0.0, attrs.get(t.TTFT_MS), s.children + 1, _dumps(attrs),
-            stored(readable_input(raw_in), limit, masker) if raw_in is not None else None,
-            stored(readable_output(raw_out), limit, masker) if raw_out is not None else None,
-            stored(raw_in, limit, masker) if raw_in is not None else None,
-            stored(raw_out, limit, masker) if raw_out is not None else None)
+            stored(readable_input(raw_in), limit, masker), stored(answer, limit, masker),
+            stored(raw_in, limit, masker), stored(raw_out, limit, masker))
 
     def close(self) -> None:
         pass

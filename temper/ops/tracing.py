@@ -7,11 +7,11 @@
 Spans follow OpenTelemetry's model: W3C 128-bit trace ids and 64-bit span ids, parent links, a status,
 and attributes named after the GenAI semantic conventions (``gen_ai.*``) plus ours (``temper.*``). The
 current span lives in a context variable, so nesting works across ``await`` and threads started with
-``contextvars.copy_context``. Finished spans go to the installed ``SpanQueue`` (see ``exporter``), which
+``contextvars.copy_context``. Finished spans go to the installed sink (``exporter.SpanExporter``), which
 writes them to our span store and, when configured, to any OTLP endpoint through the OpenTelemetry SDK.
 
 Why spans are recorded here and not with the SDK's ``Tracer``: an SDK span costs 21 µs bare and ~45 µs with
-attributes on this machine, against ~3 µs here; a gateway call has at least two spans and costs ~0.3 ms of
+attributes on this machine, against ~5 µs here; a gateway call has at least two spans and costs ~0.3 ms of
 CPU in all, so SDK spans alone would cost ~25% of it (docs/performance.md). Conversion to SDK spans
 happens in the exporter thread, and only when OTLP export is on.
 """
@@ -27,10 +27,6 @@ from contextvars import ContextVar, Token
 from typing import Any, Protocol, TypeVar
 
 from temper.store.tables import DEFAULT_WORKSPACE
-
-# Span kinds: what the console groups and colours by; ``gen_ai.operation.name`` says what a model did.
-KINDS = frozenset({"gateway", "llm", "embedding", "rerank", "retrieval", "tool", "agent", "workflow", "node",
-                   "chain", "ingest", "custom"})
 
 # Attribute names used across the code base (GenAI semantic conventions, then ours).
 OPERATION = "gen_ai.operation.name"
@@ -50,7 +46,11 @@ _rand = random.Random()  # not for secrets: trace and span ids only need to be u
 
 
 class Span:
-    """One timed operation. Cheap to create; everything heavy happens in the exporter thread."""
+    """One timed operation. Cheap to create; everything heavy happens in the exporter thread.
+
+    ``kind`` is what the console groups and colours by: gateway, llm, embedding, rerank, retrieval, tool,
+    agent, workflow, node, chain, ingest or custom; ``gen_ai.operation.name`` says what a model did.
+    """
 
     __slots__ = ("trace_id", "span_id", "parent_id", "name", "kind", "workspace_id", "start_ns", "end_ns",
                  "attributes", "status", "error", "input", "output", "root", "children", "usage", "_token")
@@ -90,10 +90,6 @@ class Span:
     @property
     def span_hex(self) -> str:
         return f"{self.span_id:016x}"
-
-    @property
-    def is_root(self) -> bool:
-        return self.root is self
 
     def set(self, attributes: dict[str, Any] | None = None, *, input: Any = None, output: Any = None) -> Span:
         """Add attributes (str, bool, int, float or lists of them) and/or record the input or output."""
@@ -157,10 +153,6 @@ _sink: SpanSink | None = None
 
 
 NO_SPAN = _NoSpan("", "custom", None, None, None, 0, None)
-
-
-def enabled() -> bool:
-    return _sink is not None
 
 
 def install(sink: SpanSink | None) -> None:

@@ -20,6 +20,7 @@ from temper.auth.sessions import CSRF_HEADER
 from temper.errors import InvalidRequest, ModelNotFound, NotFound, PermissionDenied, TemperError
 from temper.models.catalog import ModelEntry
 from temper.models.provider import Operation, Reply
+from temper.models.router import GEN_AI_OPERATION
 from temper.ops import tracing
 from temper.server.openai import protocol
 from temper.server.runtime import Runtime, cookie_value
@@ -38,7 +39,6 @@ SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-
                (b"x-accel-buffering", b"no")]
 CLIENT_CLOSED = 499
 MAX_CAPTURED_EVENTS = 4096  # a streamed answer's events kept for its trace
-GEN_AI_OPERATION = {"chat": "chat", "completion": "text_completion", "embedding": "embeddings", "rerank": "rerank"}
 TRACED_PARAMS = (("temperature", "gen_ai.request.temperature"), ("top_p", "gen_ai.request.top_p"),
                  ("max_tokens", "gen_ai.request.max_tokens"), ("max_completion_tokens", "gen_ai.request.max_tokens"),
                  ("seed", "gen_ai.request.seed"))
