@@ -15,7 +15,7 @@ from sqlalchemy import case, func, insert, select, update
 from temper.auth.keys import ADMIN_KEY_ID, KeyInfo
 from temper.errors import QuotaExceeded, RateLimited
 from temper.store.db import session
-from temper.store.tables import ApiKey, UsageRecord
+from temper.store.tables import ApiKey, UsageRecord, iso_utc
 
 log = logging.getLogger("temper.metering")
 
@@ -211,7 +211,7 @@ def usage_series(db: str, *, bucket: str = "hour", since: datetime, workspace_id
     t = start
     while t <= now:
         r = found.get(t.strftime(fmt))
-        out.append({"t": t.isoformat().replace("+00:00", "Z"), "requests": r.requests if r else 0,
+        out.append({"t": iso_utc(t), "requests": r.requests if r else 0,
                     "errors": r.errors or 0 if r else 0,
                     "prompt_tokens": r.prompt_tokens or 0 if r else 0,
                     "completion_tokens": r.completion_tokens or 0 if r else 0,

@@ -14,7 +14,7 @@ from temper.ids import new_id
 from temper.ops.scores import DATA_TYPES, add_score, normalise, score_dict
 from temper.ops.traces import TraceFilter, get_trace
 from temper.store.db import session
-from temper.store.tables import DEFAULT_WORKSPACE, AnnotationItem, AnnotationQueue, ScoreRow, TraceRow
+from temper.store.tables import DEFAULT_WORKSPACE, AnnotationItem, AnnotationQueue, ScoreRow, TraceRow, iso_utc
 
 MAX_ITEMS = 10_000
 ITEM_STATUSES = ("done", "skipped")
@@ -52,7 +52,7 @@ def _counts(s: Any, queue_id: str) -> dict[str, int]:
 def _queue_dict(s: Any, q: AnnotationQueue) -> dict[str, Any]:
     return {"id": q.id, "object": "annotation_queue", "name": q.name, "description": q.description,
             "filters": q.filters, "score_configs": q.score_configs, "counts": _counts(s, q.id),
-            "created_at": q.created_at.isoformat().replace("+00:00", "Z")}
+            "created_at": iso_utc(q.created_at)}
 
 
 def _get(s: Any, queue_id: str, workspace_id: str) -> AnnotationQueue:
@@ -182,4 +182,4 @@ def export_dataset(db: str, queue_id: str, workspace_id: str = DEFAULT_WORKSPACE
             "scores": {x["name"]: x["value"] for x in given},
             "comment": next((x["comment"] for x in reversed(given) if x["comment"]), None),
             "annotated_by": item.annotated_by,
-            "annotated_at": item.done_at.isoformat().replace("+00:00", "Z") if item.done_at else None}) + b"\n"
+            "annotated_at": iso_utc(item.done_at) if item.done_at else None}) + b"\n"

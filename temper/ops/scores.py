@@ -8,7 +8,7 @@ from sqlalchemy import select
 from temper.errors import InvalidRequest, NotFound
 from temper.ids import new_id
 from temper.store.db import session
-from temper.store.tables import DEFAULT_WORKSPACE, ScoreRow, SpanRow, TraceRow
+from temper.store.tables import DEFAULT_WORKSPACE, ScoreRow, SpanRow, TraceRow, iso_utc
 
 DATA_TYPES = ("numeric", "categorical", "boolean")
 SOURCES = ("human", "judge", "code")
@@ -22,7 +22,7 @@ def score_dict(r: ScoreRow) -> dict[str, Any]:
         value = r.string_value
     return {"id": r.id, "object": "score", "trace_id": r.trace_id, "span_id": r.span_id, "name": r.name,
             "data_type": r.data_type, "value": value, "source": r.source, "author": r.author, "comment": r.comment,
-            "queue_id": r.queue_id, "created_at": r.created_at.isoformat().replace("+00:00", "Z")}
+            "queue_id": r.queue_id, "created_at": iso_utc(r.created_at)}
 
 
 def normalise(name: str, value: Any, data_type: str | None = None, config: dict | None = None) -> tuple[str, float | None, str | None]:

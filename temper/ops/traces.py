@@ -13,7 +13,7 @@ from sqlalchemy import Select, delete, func, or_, select
 from temper.errors import InvalidRequest, NotFound
 from temper.ops.scores import score_dict
 from temper.store.db import get_engine, session
-from temper.store.tables import AnnotationItem, ScoreRow, SpanRow, TraceRow
+from temper.store.tables import AnnotationItem, ScoreRow, SpanRow, TraceRow, iso_utc
 
 PREVIEW = 300
 STATUSES = ("ok", "error")
@@ -63,9 +63,9 @@ class TraceFilter:
     def as_dict(self) -> dict[str, Any]:
         """The filter as a person reads it (times as ISO 8601), for a queue's description."""
         out = {k: v for k, v in self.__dict__.items() if v not in (None, []) and k != "workspace_id"}
-        for field in ("since", "until"):
-            if f"{field}_us" in out:
-                out[field] = iso(out.pop(f"{field}_us"))
+        for edge in ("since", "until"):
+            if f"{edge}_us" in out:
+                out[edge] = iso(out.pop(f"{edge}_us"))
         return out
 
 
@@ -74,7 +74,7 @@ def now_us() -> int:
 
 
 def iso(us: int) -> str:
-    return datetime.fromtimestamp(us / 1e6, timezone.utc).isoformat().replace("+00:00", "Z")
+    return iso_utc(datetime.fromtimestamp(us / 1e6, timezone.utc))
 
 
 def _preview(text: str | None) -> str | None:

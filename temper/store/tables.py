@@ -13,6 +13,11 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def iso_utc(t: datetime) -> str:
+    """ISO 8601 with a ``Z``. SQLite hands stored times back without a zone; they were written in UTC."""
+    return (t if t.tzinfo else t.replace(tzinfo=timezone.utc)).isoformat().replace("+00:00", "Z")
+
+
 class Base(DeclarativeBase):
     pass
 
