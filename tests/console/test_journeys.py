@@ -121,7 +121,7 @@ def test_newcomer_journey(lang: str, open_console: Callable[[str], Console], con
     name = f"journey-{lang}"
     page.click("[data-test=create-key]")
     page.fill("[data-test=key-name]", name)
-    page.locator(f".modal [data-model=smollm2-135m-instruct]").check()
+    page.locator(".modal [data-model=smollm2-135m-instruct]").check()
     page.fill(".modal [name=rpm]", "60")
     page.click("[data-test=create-key-submit]")
     secret = page.locator("[data-test=new-key-secret]").inner_text().strip()
