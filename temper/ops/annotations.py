@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from temper.errors import InvalidRequest, NotFound
 from temper.ids import new_id
 from temper.ops.scores import DATA_TYPES, add_score, normalise, score_dict
-from temper.ops.traces import TraceFilter, get_trace
+from temper.ops.traces import TraceFilter, get_trace, readable
 from temper.store.db import session
 from temper.store.tables import DEFAULT_WORKSPACE, AnnotationItem, AnnotationQueue, ScoreRow, TraceRow, iso_utc
 
@@ -176,9 +176,10 @@ def export_dataset(db: str, queue_id: str, workspace_id: str = DEFAULT_WORKSPACE
             scores.setdefault(sc.trace_id, []).append(sc)
     for item, trace in rows:
         given = [score_dict(x) for x in scores.get(trace.trace_id, [])]
+        text_in, text_out = readable(trace)
         yield orjson.dumps({
-            "trace_id": trace.trace_id, "model": trace.model, "input": trace.input, "output": trace.output,
-            "messages": _messages(trace.raw_input, trace.output),
+            "trace_id": trace.trace_id, "model": trace.model, "input": text_in, "output": text_out,
+            "messages": _messages(trace.raw_input, text_out),
             "scores": {x["name"]: x["value"] for x in given},
             "comment": next((x["comment"] for x in reversed(given) if x["comment"]), None),
             "annotated_by": item.annotated_by,

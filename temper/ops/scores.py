@@ -66,7 +66,8 @@ def add_score(db: str, trace_id: str, name: str, value: Any, *, data_type: str |
         trace = s.get(TraceRow, trace_id)
         if trace is None or trace.workspace_id != workspace_id:
             raise NotFound(f"No trace with id {trace_id!r}.", param="trace_id", code="trace_not_found")
-        if span_id is not None and span_id != trace.span_id and s.scalar(
+        if span_id is not None and span_id != trace.span_id and all(
+                c["id"] != span_id for c in trace.spans or ()) and s.scalar(
                 select(SpanRow.id).where(SpanRow.trace_id == trace_id, SpanRow.span_id == span_id)) is None:
             raise NotFound(f"Trace {trace_id} has no span {span_id!r}.", param="span_id", code="span_not_found")
         row = ScoreRow(id=new_id("score"), workspace_id=workspace_id, trace_id=trace_id, span_id=span_id, name=name,

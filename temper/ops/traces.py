@@ -9,8 +9,10 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Select, delete, func, or_, select
+from sqlalchemy.orm import Session
 
 from temper.errors import InvalidRequest, NotFound
+from temper.ops.payloads import readable_input, readable_output
 from temper.ops.scores import score_dict
 from temper.store.db import get_engine, session
 from temper.store.tables import AnnotationItem, ScoreRow, SpanRow, TraceRow, iso_utc
@@ -56,8 +58,8 @@ class TraceFilter:
             stmt = stmt.where(t.trace_id.in_(self.trace_ids))
         if self.q:
             like = "%" + self.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            stmt = stmt.where(or_(t.input.like(like, escape="\\"), t.output.like(like, escape="\\"),
-                                  t.name.like(like, escape="\\"), t.error.like(like, escape="\\")))
+            stmt = stmt.where(or_(*(c.like(like, escape="\\") for c in (
+                t.raw_input, t.raw_output, t.input, t.output, t.name, t.error))))
         return stmt
 
     def as_dict(self) -> dict[str, Any]:
@@ -81,12 +83,19 @@ def _preview(text: str | None) -> str | None:
     return text if text is None or len(text) <= PREVIEW else text[:PREVIEW] + "…"
 
 
+def readable(r: TraceRow) -> tuple[str | None, str | None]:
+    """The trace's readable input and output: stored when its bodies were capped, else derived from them."""
+    return (r.input if r.input is not None else readable_input(r.raw_input),
+            r.output if r.output is not None else readable_output(r.raw_output))
+
+
 def trace_dict(r: TraceRow, *, full: bool = False) -> dict[str, Any]:
+    text_in, text_out = readable(r)
     out = {"id": r.trace_id, "object": "trace", "name": r.name, "kind": r.kind, "workspace_id": r.workspace_id,
            "start": iso(r.start_us), "duration_ms": round(r.duration_ms, 3), "status": r.status, "error": r.error,
            "app_id": r.app_id, "model": r.model, "key_id": r.key_id, "input_tokens": r.input_tokens,
            "output_tokens": r.output_tokens, "cost": r.cost, "ttft_ms": r.ttft_ms, "span_count": r.span_count,
-           "input": r.input if full else _preview(r.input), "output": r.output if full else _preview(r.output)}
+           "input": text_in if full else _preview(text_in), "output": text_out if full else _preview(text_out)}
     if full:
         out["attributes"] = r.attributes
     return out
@@ -117,12 +126,24 @@ def list_traces(db: str, f: TraceFilter, *, limit: int = 50, cursor: str | None 
     return [trace_dict(r) for r in rows], nxt
 
 
-def _span_dict(r: SpanRow | TraceRow, t0: int, parent_id: str | None) -> dict[str, Any]:
-    return {"id": r.span_id, "parent_id": parent_id, "name": r.name, "kind": r.kind, "start": iso(r.start_us),
-            "offset_ms": round((r.start_us - t0) / 1000, 3), "duration_ms": round(r.duration_ms, 3),
-            "status": r.status, "error": r.error, "attributes": r.attributes,
-            "input": r.raw_input if isinstance(r, TraceRow) else r.input,
-            "output": r.raw_output if isinstance(r, TraceRow) else r.output}
+def _child(r: SpanRow) -> dict[str, Any]:
+    """A row of the spans table in the shape of a span stored inline with its trace."""
+    return {"id": r.span_id, "parent_id": r.parent_id, "name": r.name, "kind": r.kind, "start_us": r.start_us,
+            "duration_ms": r.duration_ms, "status": r.status, "error": r.error, "attributes": r.attributes,
+            "input": r.input, "output": r.output}
+
+
+def _span_dict(c: dict[str, Any], t0: int, depth: int) -> dict[str, Any]:
+    return {"id": c["id"], "parent_id": c["parent_id"], "name": c["name"], "kind": c["kind"],
+            "start": iso(c["start_us"]), "offset_ms": round((c["start_us"] - t0) / 1000, 3),
+            "duration_ms": round(c["duration_ms"], 3), "status": c["status"], "error": c["error"],
+            "attributes": c["attributes"], "input": c["input"], "output": c["output"], "depth": depth}
+
+
+def trace_children(s: Session, root: TraceRow) -> list[dict[str, Any]]:
+    """A trace's spans below its root, in start order: those stored inline with it and those in ``spans``."""
+    rows = s.scalars(select(SpanRow).where(SpanRow.trace_id == root.trace_id))
+    return sorted([*(root.spans or ()), *(_child(r) for r in rows)], key=lambda c: c["start_us"])
 
 
 def get_trace(db: str, trace_id: str, workspace_id: str | None = None) -> dict[str, Any]:
@@ -132,19 +153,22 @@ def get_trace(db: str, trace_id: str, workspace_id: str | None = None) -> dict[s
         if root is None or (workspace_id is not None and root.workspace_id != workspace_id):
             raise NotFound(f"No trace with id {trace_id!r} (it may still be running, or past retention).",
                            param="trace_id", code="trace_not_found")
-        children = list(s.scalars(select(SpanRow).where(SpanRow.trace_id == trace_id).order_by(SpanRow.start_us)))
+        children = trace_children(s, root)
         scores = list(s.scalars(select(ScoreRow).where(ScoreRow.trace_id == trace_id).order_by(ScoreRow.created_at)))
     t0 = root.start_us
-    known = {root.span_id} | {c.span_id for c in children}
-    by_parent: dict[str, list[SpanRow]] = {}
+    known = {root.span_id} | {c["id"] for c in children}
+    by_parent: dict[str, list[dict[str, Any]]] = {}
     for c in children:  # a span whose parent was lost (past the queue limit) hangs under the root
-        by_parent.setdefault(c.parent_id if c.parent_id in known else root.span_id, []).append(c)
-    spans = [_span_dict(root, t0, None) | {"depth": 0}]
+        by_parent.setdefault(c["parent_id"] if c["parent_id"] in known else root.span_id, []).append(c)
+    spans = [_span_dict({"id": root.span_id, "parent_id": None, "name": root.name, "kind": root.kind,
+                         "start_us": t0, "duration_ms": root.duration_ms, "status": root.status,
+                         "error": root.error, "attributes": root.attributes, "input": root.raw_input,
+                         "output": root.raw_output}, t0, 0)]
     stack = [(c, 1) for c in reversed(by_parent.get(root.span_id, []))]
     while stack:
         c, depth = stack.pop()
-        spans.append(_span_dict(c, t0, c.parent_id) | {"depth": depth})
-        stack.extend((k, depth + 1) for k in reversed(by_parent.get(c.span_id, [])))
+        spans.append(_span_dict(c, t0, depth))
+        stack.extend((k, depth + 1) for k in reversed(by_parent.get(c["id"], [])))
     return trace_dict(root, full=True) | {"spans": spans, "scores": [score_dict(x) for x in scores]}
 
 

@@ -128,8 +128,9 @@ class User(Base):
 
 
 class SpanRow(Base):
-    """A finished span below a trace's root (the root span is the trace row itself). Times are integer
-    microseconds since the epoch. Only ``trace_id`` is indexed: every index costs CPU on each gateway call."""
+    """A finished span below a trace's root that did not reach the store together with its root (those are
+    stored inline, in ``traces.spans``). Times are integer microseconds since the epoch. Only ``trace_id`` is
+    indexed: every index costs CPU on each gateway call."""
 
     __tablename__ = "spans"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -151,7 +152,13 @@ class SpanRow(Base):
 
 class TraceRow(Base):
     """A trace: its local root span, written when that ends, plus the trace's totals (tokens, cost, span
-    count). What lists, filters and analytics read."""
+    count). What lists, filters and analytics read.
+
+    ``raw_input``/``raw_output`` are the bodies as sent and answered (capped). ``input``/``output`` hold the
+    readable text (the last user message, the answer) only when it cannot be derived from those at read time
+    (the body was capped); ``spans`` holds the child spans that arrived in the same export batch as the root,
+    so that a gateway call is one row.
+    """
 
     __tablename__ = "traces"
     trace_id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -173,10 +180,11 @@ class TraceRow(Base):
     ttft_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     span_count: Mapped[int] = mapped_column(Integer, default=1)
     attributes: Mapped[dict] = mapped_column(JSON, default=dict)
-    input: Mapped[str | None] = mapped_column(Text, nullable=True)  # readable: the last user message, ...
-    output: Mapped[str | None] = mapped_column(Text, nullable=True)  # readable: the answer text, ...
-    raw_input: Mapped[str | None] = mapped_column(Text, nullable=True)  # as sent (capped)
+    input: Mapped[str | None] = mapped_column(Text, nullable=True)
+    output: Mapped[str | None] = mapped_column(Text, nullable=True)
+    raw_input: Mapped[str | None] = mapped_column(Text, nullable=True)
     raw_output: Mapped[str | None] = mapped_column(Text, nullable=True)
+    spans: Mapped[list | None] = mapped_column(JSON, nullable=True, deferred=True)
 
     __table_args__ = (Index("ix_traces_ws_start", "workspace_id", "start_us"),
                       Index("ix_traces_model_start", "model", "start_us"),

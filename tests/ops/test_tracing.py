@@ -9,6 +9,7 @@ from collections.abc import Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import orjson
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -152,6 +153,35 @@ def test_payloads_are_capped_and_masked(db: str) -> None:
     assert stored.endswith("more characters]") and len(stored) < 200
 
 
+def test_readable_text_is_derived_on_read_and_kept_when_the_body_is_capped(db: str) -> None:
+    ex = SpanExporter([SpanStoreSink(db, payload_chars=300)])
+    tracing.install(ex)
+    try:
+        def call(system: str, question: str, answer: str) -> tracing.Span:
+            body = orjson.dumps({"model": "m", "messages": [{"role": "system", "content": system},
+                                                            {"role": "user", "content": question}]})
+            reply = orjson.dumps({"choices": [{"index": 0, "message": {"role": "assistant", "content": answer}}]})
+            with tracing.span("chat m", "gateway", input=body) as s:
+                s.set(output=reply)
+            return s
+
+        short = call("Be brief.", "营业时间是几点？", "早上九点到下午六点。")
+        long = call("背景资料。" * 200, "退货政策是什么？", "三十天内可以退货。")
+        ex.drain()
+    finally:
+        tracing.install(None)
+    with session(db) as s:
+        rows = {r.trace_id: r for r in s.query(TraceRow)}
+    assert rows[short.trace_hex].input is None and rows[short.trace_hex].output is None  # derived on read
+    assert rows[long.trace_hex].input == "退货政策是什么？"  # the question is past the cap of the stored body
+    assert "退货政策" not in rows[long.trace_hex].raw_input
+    page, _ = list_traces(db, TraceFilter())
+    assert {(t["input"], t["output"]) for t in page} == {("营业时间是几点？", "早上九点到下午六点。"),
+                                                          ("退货政策是什么？", "三十天内可以退货。")}
+    for word, expect in (("营业时间", short), ("退货政策", long), ("下午六点", short)):
+        assert [t["id"] for t in list_traces(db, TraceFilter(q=word))[0]] == [expect.trace_hex]
+
+
 class Collector:
     """A loopback OTLP/HTTP receiver: decodes every ExportTraceServiceRequest it is sent."""
 
@@ -267,13 +297,20 @@ def _us(iso: str) -> int:
 
 
 def test_retention_deletes_old_traces_with_their_spans_and_scores(db: str, store: SpanExporter) -> None:
-    with tracing.span("old") as old:
-        with tracing.span("child"):
-            pass
-    with tracing.span("new") as new:
-        with tracing.span("child"):
-            pass
+    for name in ("old", "new"):
+        with tracing.span(name) as root:
+            with tracing.span("early child"):
+                pass
+            store.drain()  # its root is not in this batch: the child goes to the spans table
+            with tracing.span("late child"):  # reaches the store with its root: kept in the trace's row
+                pass
+        if name == "old":
+            old = root
+    new = root
     store.drain()
+    assert [s["name"] for s in get_trace(db, new.trace_hex)["spans"]] == ["new", "early child", "late child"]
+    with session(db) as s:
+        assert [c["name"] for c in s.get(TraceRow, new.trace_hex).spans] == ["late child"]
     add_score(db, old.trace_hex, "ok", True)
     add_score(db, new.trace_hex, "ok", True)
     cutoff = new.start_ns // 1000  # everything that started before "new"
