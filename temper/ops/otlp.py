@@ -56,7 +56,7 @@ class OtlpSink:
                 text = to_text(value)
                 if text is not None:
                     attrs[field] = cap(self.masker(text) if self.masker else text, self.payload_chars) or ""
-        parent = SpanContext(s.trace_id, s.parent_id, is_remote=s.root is s, trace_flags=_SAMPLED) \
+        parent = SpanContext(s.trace_id, s.parent_id, is_remote=s.root is None, trace_flags=_SAMPLED) \
             if s.parent_id else None
         status = Status(StatusCode.ERROR, s.error) if s.status == "error" else Status(StatusCode.OK)
         return ReadableSpan(s.name, context=SpanContext(s.trace_id, s.span_id, is_remote=False, trace_flags=_SAMPLED),

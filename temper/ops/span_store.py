@@ -60,10 +60,10 @@ class SpanStoreSink:
 
     def export(self, spans: Sequence[Span]) -> None:
         limit, masker = self.payload_chars, self.masker
-        inline: dict[int, list[dict[str, Any]]] = {id(s): [] for s in spans if s.root is s}
+        inline: dict[int, list[dict[str, Any]]] = {id(s): [] for s in spans if s.root is None}
         span_rows: list[tuple] = []
         for s in spans:
-            if s.root is s:
+            if s.root is None:
                 continue
             children = inline.get(id(s.root))
             if children is not None and len(children) < INLINE_LIMIT:
@@ -77,7 +77,7 @@ class SpanStoreSink:
                 f"{s.span_id:016x}", f"{s.trace_id:032x}", f"{s.parent_id:016x}", s.workspace_id, s.name[:200],
                 s.kind, s.start_ns // 1000, (s.end_ns - s.start_ns) / 1e6, s.status, s.error, _dumps(s.attributes),
                 stored(s.input, limit, masker), stored(s.output, limit, masker)))
-        trace_rows = [self._trace_row(s, inline[id(s)]) for s in spans if s.root is s]
+        trace_rows = [self._trace_row(s, inline[id(s)]) for s in spans if s.root is None]
         with self.engine.begin() as conn:
             for (sql, positional), rows, columns in ((self._traces, trace_rows, TRACE_COLUMNS),
                                                      (self._spans, span_rows, SPAN_COLUMNS)):

@@ -65,14 +65,14 @@ class Span:
         if parent is not None:
             self.trace_id = parent.trace_id
             self.parent_id = parent.span_id
-            self.root: Span = parent.root
+            self.root: Span | None = parent.root or parent
             self.workspace_id = workspace_id or parent.workspace_id
         else:
             # a millisecond timestamp, then 80 random bits: ids (the traces table's key) arrive in order,
             # so inserts stay at the right edge of the index however large the store grows
             self.trace_id = trace_id or (self.start_ns // 1_000_000 << 80 | _rand.getrandbits(80))
             self.parent_id = parent_id  # set when the trace continues a caller's (W3C traceparent)
-            self.root = self
+            self.root = None  # not ``self``: a reference cycle would leave every trace to the garbage collector
             self.workspace_id = workspace_id or DEFAULT_WORKSPACE
         self.attributes: dict[str, Any] = attributes if attributes is not None else {}
         self.status = "ok"
@@ -113,7 +113,7 @@ class Span:
             return
         self.end_ns = time.time_ns()
         root = self.root
-        if root is not self:
+        if root is not None:
             root.children += 1
             attrs = self.attributes
             if INPUT_TOKENS in attrs or COST in attrs:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import math
 import threading
 import time
@@ -91,6 +92,27 @@ def test_nothing_is_recorded_while_tracing_is_off() -> None:
     tracing.install(None)
     with tracing.span("x") as s:
         assert s is tracing.NO_SPAN and tracing.current() is None
+
+
+def test_finished_spans_are_freed_without_the_garbage_collector() -> None:
+    """A reference cycle per trace would leave every request's spans, bodies included, to the cyclic GC:
+    measured at +28 µs per gateway call in GC time alone."""
+    finished: list[tracing.Span] = []
+    tracing.install(type("ListSink", (), {"put": staticmethod(finished.append)})())
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(100):
+            with tracing.span("root", "gateway", input=b"{}") as root:
+                with tracing.span("child", "llm"):
+                    pass
+            root.set(output=[b"data: {}"])
+        assert len(finished) == 200
+        finished.clear()
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+        tracing.install(None)
 
 
 class BlockedSink:
