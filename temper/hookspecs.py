@@ -4,6 +4,7 @@ from __future__ import annotations
 import pluggy
 
 from temper.config import Settings
+from temper.knowledge.types import Parser
 from temper.models.catalog import ModelEntry
 from temper.models.provider import Provider
 
@@ -27,3 +28,9 @@ def mask_trace_payload(text: str) -> str | None:  # type: ignore[empty-body]
 
     The first plugin that returns a string wins; it replaces the built-in masking (TEMPER_TRACE_MASK_PII).
     """
+
+
+@hookspec
+def register_parsers(settings: Settings) -> list[Parser]:  # type: ignore[empty-body]
+    """Return knowledge-base parsers (one per format); names must be unique across plugins, and a file
+    extension claimed twice is a startup error."""
