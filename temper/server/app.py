@@ -1,6 +1,8 @@
 """The server: ``/v1/...`` goes to the lean OpenAI gateway, everything else to the FastAPI management app."""
 from __future__ import annotations
 
+import gc
+
 import logging
 import os
 from typing import Any
@@ -112,6 +114,9 @@ class TemperApp:
                     log.exception("startup failed")
                     await send({"type": "lifespan.startup.failed", "message": str(e)})
                     return
+                # what startup made (modules, the app, the catalogue) lives as long as the process: out of
+                # the collector's way, so full collections under load walk only what requests made
+                gc.freeze()
                 await send({"type": "lifespan.startup.complete"})
             elif msg["type"] == "lifespan.shutdown":
                 await self.runtime.stop()

@@ -1,0 +1,154 @@
+"""Tracing overhead: the same Temper gateway with tracing off and on, in short paired bursts.
+
+This VM's speed drifts by up to 50% within minutes, which swamps a 10% effect when each mode runs
+for a whole scenario. So both gateways run at once (idle in turn, each on CPU 0), and the load
+alternates between them in short bursts: off, on, on, off, off, on, ... Each burst is measured as
+the gateway's own CPU time (all its threads, /proc/PID/stat, read after the span exporter has
+drained) per request, and its RPS; the overhead is the median over the pairs of on/off ratios, so
+drift cancels within each pair. The mock upstream and the load generator (the shared harness in
+../shared/bench_gateway) run on CPU 1.
+
+    python benchmarks/tracing_overhead.py                        # non-stream and stream, c=32
+    python benchmarks/tracing_overhead.py --pairs 30 --requests 4000 --scenarios ns
+
+Writes benchmarks/results/tracing-<time>/overhead.{md,json}.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HARNESS = Path(os.environ.get("BENCH_GATEWAY_DIR", ROOT.parent / "shared" / "bench_gateway"))
+CLK = os.sysconf("SC_CLK_TCK")
+KEY, MODEL = "sk-bench-1234567890", "mock-model"
+GATEWAY_CPU, AUX_CPUS = {0}, {1}
+
+
+def cpu_seconds(pgid: int) -> float:
+    """utime + stime of the live processes in a process group, all of their threads included."""
+    total = 0.0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:
+            total += (int(fields[11]) + int(fields[12])) / CLK
+    return total
+
+
+def wait_ready(url: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"{url} did not come up in {timeout_s:.0f} s")
+
+
+def start(cmd: list[str], env: dict[str, str], cpus: set[int]) -> subprocess.Popen:
+    return subprocess.Popen(cmd, env={**os.environ, **env}, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=lambda: os.sched_setaffinity(0, cpus))
+
+
+def burst(port: int, stream: bool, requests: int, concurrency: int) -> dict:
+    cmd = [sys.executable, str(HARNESS / "loadgen.py"), "--base-url", f"http://127.0.0.1:{port}/v1",
+           "--api-key", KEY, "--model", MODEL, "-c", str(concurrency), "-n", str(requests), "--warmup", "0"]
+    if stream:
+        cmd.append("--stream")
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True,
+                         preexec_fn=lambda: os.sched_setaffinity(0, AUX_CPUS))
+    return json.loads(out.stdout)
+
+
+def measure(pid: int, port: int, stream: bool, requests: int, concurrency: int, settle_s: float) -> dict:
+    before = cpu_seconds(pid)
+    r = burst(port, stream, requests, concurrency)
+    time.sleep(settle_s)  # the span exporter drains every 0.5 s: its work counts against this burst
+    if r.get("errors"):
+        raise SystemExit(f"errors under load: {r.get('first_error')}")
+    return {"rps": r["rps"], "cpu_ms_per_req": (cpu_seconds(pid) - before) * 1000 / r["ok"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pairs", type=int, default=20)
+    ap.add_argument("--requests", type=int, default=3000, help="per burst")
+    ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--scenarios", default="ns,s", help="ns (non-stream), s (stream, 20 chunks)")
+    ap.add_argument("--settle", type=float, default=1.2, help="seconds after a burst before reading CPU")
+    a = ap.parse_args()
+    out = ROOT / "benchmarks" / "results" / f"tracing-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
+    out.mkdir(parents=True)
+    work = Path(tempfile.mkdtemp(prefix="temper-tracing-bench-"))
+    mock_port, ports = 18091, {"off": 18092, "on": 18093}
+    procs = [start([sys.executable, str(HARNESS / "mock_upstream.py"), "--port", str(mock_port)], {}, AUX_CPUS)]
+    try:
+        wait_ready(f"http://127.0.0.1:{mock_port}/health")
+        pids = {}
+        for mode, port in ports.items():
+            env = {"GATEWAY_PORT": str(port), "MOCK_BASE_URL": f"http://127.0.0.1:{mock_port}/v1",
+                   "BENCH_WORKDIR": str(work / mode), "BENCH_API_KEY": KEY, "BENCH_MODEL": MODEL,
+                   "TEMPER_TRACING": "true" if mode == "on" else "false"}
+            (work / mode).mkdir()
+            p = start(["bash", str(ROOT / "benchmarks" / "gateways" / "temper.sh")], env, GATEWAY_CPU)
+            procs.append(p)
+            wait_ready(f"http://127.0.0.1:{port}/health")
+            pids[mode] = p.pid  # its own session: the process group id
+        results: dict[str, list[dict]] = {}
+        for scenario in a.scenarios.split(","):
+            stream = scenario == "s"
+            for mode, port in ports.items():  # warm both (connections, caches, the first SQLite pages)
+                burst(port, stream, a.requests // 2, a.concurrency)
+            pairs = results[scenario] = []
+            for i in range(a.pairs):
+                order = ("off", "on") if i % 2 == 0 else ("on", "off")
+                pair = {m: measure(pids[m], ports[m], stream, a.requests, a.concurrency, a.settle) for m in order}
+                pairs.append(pair)
+                print(f"{scenario} pair {i + 1}/{a.pairs}: rps {pair['off']['rps']:.0f} → {pair['on']['rps']:.0f}, "
+                      f"CPU ms/req {pair['off']['cpu_ms_per_req']:.3f} → {pair['on']['cpu_ms_per_req']:.3f}",
+                      flush=True)
+    finally:
+        for p in procs:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for p in procs:
+            p.wait(timeout=30)
+    (out / "overhead.json").write_text(json.dumps(results, indent=1))
+    lines = [f"Paired bursts: {a.pairs} pairs × {a.requests} requests, c={a.concurrency}; medians over pairs.", "",
+             "| scenario | RPS off | RPS on | RPS on/off (median of pairs) | CPU ms/req off | CPU ms/req on "
+             "| CPU on/off (median of pairs) | CPU on/off, middle half of pairs |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for scenario, pairs in results.items():
+        rps = sorted(p["on"]["rps"] / p["off"]["rps"] for p in pairs)
+        cpu = sorted(p["on"]["cpu_ms_per_req"] / p["off"]["cpu_ms_per_req"] for p in pairs)
+        q = len(cpu) // 4
+        med = lambda mode, k: statistics.median(p[mode][k] for p in pairs)  # noqa: E731
+        lines.append(f"| {'stream' if scenario == 's' else 'non-stream'} | {med('off', 'rps'):,.0f} | "
+                     f"{med('on', 'rps'):,.0f} | {statistics.median(rps):.3f} | {med('off', 'cpu_ms_per_req'):.3f} | "
+                     f"{med('on', 'cpu_ms_per_req'):.3f} | {statistics.median(cpu):.3f} | "
+                     f"{cpu[q]:.3f}–{cpu[-q - 1]:.3f} |")
+    (out / "overhead.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    print(f"results: {out}")
+
+
+if __name__ == "__main__":
+    main()
