@@ -1,0 +1,1 @@
+"""Long-running operations as jobs: persisted in the database (``store``), run by a worker pool (``local``)."""

@@ -1,0 +1,147 @@
+"""Jobs in the database: submit, claim (atomically, by any process), report progress, finish, recover.
+
+A job's row is the truth about it, so that the server, a CLI in another process and a restart after
+``kill -9`` all see the same state: a job whose worker stopped heart-beating is put back in the queue
+(or failed after ``MAX_ATTEMPTS``), and its handler runs again from the start, which handlers must allow.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from temper.errors import InvalidRequest, NotFound
+from temper.ids import new_id
+from temper.store.db import session
+from temper.store.tables import DEFAULT_WORKSPACE, JobRow, iso_utc, utcnow
+
+STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+FINISHED = ("succeeded", "failed", "cancelled")
+MAX_ATTEMPTS = 3
+
+
+def job_dict(j: JobRow) -> dict[str, Any]:
+    return {"id": j.id, "object": "job", "kind": j.kind, "workspace_id": j.workspace_id,
+            "resource_id": j.resource_id, "status": j.status, "done": j.done, "total": j.total, "unit": j.unit,
+            "percent": round(100 * j.done / j.total, 1) if j.total else (100.0 if j.status == "succeeded" else 0.0),
+            "message": j.message, "error": j.error, "attempts": j.attempts, "payload": j.payload,
+            "created_at": iso_utc(j.created_at), "started_at": iso_utc(j.started_at) if j.started_at else None,
+            "finished_at": iso_utc(j.finished_at) if j.finished_at else None}
+
+
+def submit(db: str, kind: str, payload: dict[str, Any], *, workspace_id: str = DEFAULT_WORKSPACE,
+           resource_id: str | None = None, unit: str = "items", total: int = 0) -> dict[str, Any]:
+    with session(db) as s:
+        job = JobRow(id=new_id("job"), workspace_id=workspace_id, kind=kind, resource_id=resource_id,
+                     status="queued", payload=payload, done=0, total=total, unit=unit, message="queued",
+                     attempts=0, cancel_requested=False)
+        s.add(job)
+        s.flush()
+        return job_dict(job)
+
+
+def get_job(db: str, job_id: str, workspace_id: str | None = None) -> dict[str, Any]:
+    with session(db) as s:
+        job = s.get(JobRow, job_id)
+        if job is None or (workspace_id is not None and job.workspace_id != workspace_id):
+            raise NotFound(f"No job with id {job_id!r}.", param="job_id", code="job_not_found")
+        return job_dict(job)
+
+
+def list_jobs(db: str, *, workspace_id: str = DEFAULT_WORKSPACE, kind: str | None = None,
+              resource_id: str | None = None, status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    if status is not None and status not in STATUSES:
+        raise InvalidRequest(f"status must be one of {', '.join(STATUSES)}.", param="status")
+    stmt = select(JobRow).where(JobRow.workspace_id == workspace_id)
+    for column, value in ((JobRow.kind, kind), (JobRow.resource_id, resource_id), (JobRow.status, status)):
+        if value is not None:
+            stmt = stmt.where(column == value)
+    with session(db) as s:
+        return [job_dict(j) for j in s.scalars(stmt.order_by(JobRow.created_at.desc()).limit(limit))]
+
+
+def cancel(db: str, job_id: str, workspace_id: str | None = None) -> dict[str, Any]:
+    """A queued job is cancelled at once; a running one at its next progress report."""
+    with session(db) as s:
+        job = s.get(JobRow, job_id)
+        if job is None or (workspace_id is not None and job.workspace_id != workspace_id):
+            raise NotFound(f"No job with id {job_id!r}.", param="job_id", code="job_not_found")
+        if job.status == "queued":
+            job.status, job.finished_at, job.message = "cancelled", utcnow(), "cancelled before it started"
+        elif job.status == "running":
+            job.cancel_requested = True
+        return job_dict(job)
+
+
+def claim(db: str, worker: str, kinds: list[str], job_id: str | None = None) -> JobRow | None:
+    """Take the oldest queued job of ``kinds`` (or ``job_id``) for ``worker``; None when there is none.
+
+    The conditional UPDATE makes the claim atomic across threads and processes: of two claimants of one
+    job, exactly one sees its row change.
+    """
+    with session(db) as s:
+        stmt = select(JobRow.id).where(JobRow.status == "queued", JobRow.kind.in_(kinds))
+        if job_id is not None:
+            stmt = stmt.where(JobRow.id == job_id)
+        candidates = list(s.scalars(stmt.order_by(JobRow.created_at).limit(8)))
+    for cid in candidates:
+        now = utcnow()
+        with session(db) as s:
+            won = s.execute(update(JobRow).where(JobRow.id == cid, JobRow.status == "queued").values(
+                status="running", worker=worker, started_at=now, heartbeat_at=now, attempts=JobRow.attempts + 1,
+                message="started")).rowcount
+            if won:
+                return s.get(JobRow, cid)
+    return None
+
+
+def report(db: str, job_id: str, done: int | None = None, total: int | None = None,
+           message: str | None = None) -> bool:
+    """Record progress (and a heartbeat); returns True when someone asked to cancel the job."""
+    values: dict[str, Any] = {"heartbeat_at": utcnow()}
+    for name, value in (("done", done), ("total", total), ("message", message)):
+        if value is not None:
+            values[name] = value
+    with session(db) as s:
+        s.execute(update(JobRow).where(JobRow.id == job_id, JobRow.status == "running").values(**values))
+        return bool(s.scalar(select(JobRow.cancel_requested).where(JobRow.id == job_id)))
+
+
+def heartbeat(db: str, job_ids: list[str]) -> None:
+    if job_ids:
+        with session(db) as s:
+            s.execute(update(JobRow).where(JobRow.id.in_(job_ids), JobRow.status == "running")
+                      .values(heartbeat_at=utcnow()))
+
+
+def finish(db: str, job_id: str, status: str, *, error: str | None = None, message: str | None = None) -> None:
+    assert status in FINISHED
+    values: dict[str, Any] = {"status": status, "finished_at": utcnow(), "error": error}
+    if message is not None:
+        values["message"] = message
+    with session(db) as s:
+        s.execute(update(JobRow).where(JobRow.id == job_id, JobRow.status == "running").values(**values))
+
+
+def recover_stale(db: str, stale_after_s: float) -> list[str]:
+    """Jobs whose worker stopped heart-beating (it died): back to the queue, or failed after MAX_ATTEMPTS."""
+    cutoff = utcnow() - timedelta(seconds=stale_after_s)
+    requeued: list[str] = []
+    with session(db) as s:
+        for job in s.scalars(select(JobRow).where(JobRow.status == "running")):
+            beat = job.heartbeat_at or job.started_at
+            if beat is not None and _aware(beat) >= cutoff:
+                continue
+            if job.attempts >= MAX_ATTEMPTS:
+                job.status, job.finished_at = "failed", utcnow()
+                job.error = f"The worker running this job stopped {job.attempts} times (crash or kill); gave up."
+            else:
+                job.status, job.worker, job.message = "queued", None, "requeued: its worker stopped"
+                requeued.append(job.id)
+    return requeued
+
+
+def _aware(t: datetime) -> datetime:
+    """SQLite gives times back without a zone; they are UTC."""
+    return t if t.tzinfo is not None else t.replace(tzinfo=utcnow().tzinfo)
