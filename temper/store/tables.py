@@ -303,3 +303,73 @@ class JobRow(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     __table_args__ = (Index("ix_jobs_status_created", "status", "created_at"),)
+
+
+class KnowledgeBase(Base):
+    """A set of documents searched together, with its chunking, embedding model and retrieval settings."""
+
+    __tablename__ = "knowledge_bases"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(String(40), default=DEFAULT_WORKSPACE)
+    name: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(Text, default="")
+    embedding_model: Mapped[str] = mapped_column(String(200))
+    config: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (Index("ux_knowledge_bases_name", "workspace_id", "name", unique=True),)
+
+
+class KbDocument(Base):
+    """One source in a knowledge base (a file, a page, a sheet, a database row).
+
+    Its chunks are written under a new ``generation`` and become visible together when ``live_generation``
+    is switched to it, in one transaction: a crash mid-ingestion never shows half a document, and a
+    re-ingested document keeps answering from its previous chunks until the new ones are complete.
+    """
+
+    __tablename__ = "kb_documents"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    kb_id: Mapped[str] = mapped_column(ForeignKey("knowledge_bases.id", ondelete="CASCADE"))
+    workspace_id: Mapped[str] = mapped_column(String(40), default=DEFAULT_WORKSPACE)
+    source: Mapped[str] = mapped_column(String(1000))  # file name, URL or database source, + "#sheet=..."
+    source_type: Mapped[str] = mapped_column(String(20))  # file | url | database
+    title: Mapped[str] = mapped_column(String(500), default="")
+    media_type: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    checksum: Mapped[str] = mapped_column(String(64))  # sha256 of the source bytes
+    size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[str] = mapped_column(String(20), default="queued")  # queued|processing|indexed|failed
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    doc_metadata: Mapped[dict] = mapped_column("metadata", JSON, default=dict)
+    chunk_count: Mapped[int] = mapped_column(Integer, default=0)
+    tokens: Mapped[int] = mapped_column(Integer, default=0)
+    generation: Mapped[int] = mapped_column(Integer, default=0)  # the one being built (or last built)
+    live_generation: Mapped[int] = mapped_column(Integer, default=0)  # 0: nothing visible yet
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    indexed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    __table_args__ = (Index("ux_kb_documents_source", "kb_id", "source", unique=True),
+                      Index("ix_kb_documents_kb_status", "kb_id", "status"))
+
+
+class KbChunk(Base):
+    """A chunk of a document: the source of truth every index is built from (its id is the index's)."""
+
+    __tablename__ = "kb_chunks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kb_id: Mapped[str] = mapped_column(String(40))
+    document_id: Mapped[str] = mapped_column(ForeignKey("kb_documents.id", ondelete="CASCADE"))
+    generation: Mapped[int] = mapped_column(Integer)
+    ordinal: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(10), default="chunk")  # chunk | parent (never embedded)
+    parent_ordinal: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    text: Mapped[str] = mapped_column(Text)
+    section: Mapped[list] = mapped_column(JSON, default=list)
+    page: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    tokens: Mapped[int] = mapped_column(Integer, default=0)
+    chunk_metadata: Mapped[dict] = mapped_column("metadata", JSON, default=dict)
+    enrichment: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # summary, keywords, questions
+
+    __table_args__ = (Index("ix_kb_chunks_document", "document_id", "generation", "ordinal"),)

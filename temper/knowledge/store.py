@@ -1,0 +1,251 @@
+"""Knowledge bases, documents and chunks in the database: the source of truth every index is rebuilt from.
+
+A document's chunks are built under a new generation and published in one transaction (``publish``),
+so readers (``visible_chunks``) see either the previous complete set or the new one, never a mix, and a
+crash mid-ingestion leaves only invisible rows that the next attempt (``begin``) clears.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from temper.errors import InvalidRequest, NotFound
+from temper.ids import new_id
+from temper.knowledge.types import Chunk
+from temper.store.db import session
+from temper.store.tables import DEFAULT_WORKSPACE, KbChunk, KbDocument, KnowledgeBase, iso_utc, utcnow
+
+DEFAULT_EMBEDDING_MODEL = "multilingual-e5-small"
+_NAME_RE = re.compile(r"\w[\w .-]{0,99}")  # \w is Unicode: Chinese names are fine
+DOC_STATUSES = ("queued", "processing", "indexed", "failed")
+
+
+def kb_dict(kb: KnowledgeBase, counts: dict[str, int] | None = None, chunks: int = 0) -> dict[str, Any]:
+    counts = counts or {}
+    return {"id": kb.id, "object": "knowledge_base", "name": kb.name, "description": kb.description,
+            "workspace_id": kb.workspace_id, "embedding_model": kb.embedding_model, "config": kb.config,
+            "documents": {status: counts.get(status, 0) for status in DOC_STATUSES} | {"total": sum(counts.values())},
+            "chunks": chunks, "created_at": iso_utc(kb.created_at), "updated_at": iso_utc(kb.updated_at)}
+
+
+def document_dict(d: KbDocument) -> dict[str, Any]:
+    return {"id": d.id, "object": "knowledge_base.document", "kb_id": d.kb_id, "source": d.source,
+            "source_type": d.source_type, "title": d.title, "media_type": d.media_type, "checksum": d.checksum,
+            "size_bytes": d.size_bytes, "status": d.status, "error": d.error, "metadata": d.doc_metadata,
+            "chunks": d.chunk_count, "tokens": d.tokens, "created_at": iso_utc(d.created_at),
+            "updated_at": iso_utc(d.updated_at), "indexed_at": iso_utc(d.indexed_at) if d.indexed_at else None}
+
+
+def chunk_dict(c: KbChunk) -> dict[str, Any]:
+    return {"id": c.id, "document_id": c.document_id, "ordinal": c.ordinal, "role": c.role,
+            "parent_ordinal": c.parent_ordinal, "text": c.text, "section": c.section, "page": c.page,
+            "tokens": c.tokens, "metadata": c.chunk_metadata, "enrichment": c.enrichment}
+
+
+def _kb(s: Any, kb_id: str, workspace_id: str | None) -> KnowledgeBase:
+    kb = s.get(KnowledgeBase, kb_id)
+    if kb is None or (workspace_id is not None and kb.workspace_id != workspace_id):
+        raise NotFound(f"No knowledge base with id {kb_id!r}.", param="kb_id", code="knowledge_base_not_found")
+    return kb
+
+
+def _document(s: Any, doc_id: str, kb_id: str | None = None) -> KbDocument:
+    doc = s.get(KbDocument, doc_id)
+    if doc is None or (kb_id is not None and doc.kb_id != kb_id):
+        raise NotFound(f"No document with id {doc_id!r} in this knowledge base.", param="document_id",
+                       code="document_not_found")
+    return doc
+
+
+def create_kb(db: str, name: str, *, description: str = "", embedding_model: str = DEFAULT_EMBEDDING_MODEL,
+              config: dict[str, Any] | None = None, workspace_id: str = DEFAULT_WORKSPACE) -> dict[str, Any]:
+    name = name.strip()
+    if not _NAME_RE.fullmatch(name):
+        raise InvalidRequest("A knowledge base name has 1 to 100 letters (any script), digits, spaces, '_', '.' "
+                             "or '-', and starts with a letter or digit.", param="name")
+    try:
+        with session(db) as s:
+            kb = KnowledgeBase(id=new_id("kb"), workspace_id=workspace_id, name=name, description=description,
+                               embedding_model=embedding_model, config=config or {})
+            s.add(kb)
+            s.flush()
+            return kb_dict(kb)
+    except IntegrityError:
+        raise InvalidRequest(f"A knowledge base named {name!r} already exists.", param="name",
+                             code="knowledge_base_exists") from None
+
+
+def _counts(s: Any, kb_ids: list[str]) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
+    by_status: dict[str, dict[str, int]] = {}
+    for kb_id, status, n in s.execute(select(KbDocument.kb_id, KbDocument.status, func.count())
+                                      .where(KbDocument.kb_id.in_(kb_ids))
+                                      .group_by(KbDocument.kb_id, KbDocument.status)):
+        by_status.setdefault(kb_id, {})[status] = n
+    chunks = dict(s.execute(select(KbDocument.kb_id, func.sum(KbDocument.chunk_count))
+                            .where(KbDocument.kb_id.in_(kb_ids)).group_by(KbDocument.kb_id)).all())
+    return by_status, {k: int(v or 0) for k, v in chunks.items()}
+
+
+def list_kbs(db: str, workspace_id: str = DEFAULT_WORKSPACE) -> list[dict[str, Any]]:
+    with session(db) as s:
+        kbs = list(s.scalars(select(KnowledgeBase).where(KnowledgeBase.workspace_id == workspace_id)
+                             .order_by(KnowledgeBase.created_at.desc())))
+        by_status, chunks = _counts(s, [kb.id for kb in kbs])
+        return [kb_dict(kb, by_status.get(kb.id), chunks.get(kb.id, 0)) for kb in kbs]
+
+
+def get_kb(db: str, kb_id: str, workspace_id: str | None = None) -> dict[str, Any]:
+    with session(db) as s:
+        kb = _kb(s, kb_id, workspace_id)
+        by_status, chunks = _counts(s, [kb.id])
+        return kb_dict(kb, by_status.get(kb.id), chunks.get(kb.id, 0))
+
+
+def find_kb(db: str, name_or_id: str, workspace_id: str = DEFAULT_WORKSPACE) -> dict[str, Any]:
+    """By id, or by name within the workspace (what the CLI accepts)."""
+    with session(db) as s:
+        kb_id = s.scalar(select(KnowledgeBase.id).where(KnowledgeBase.workspace_id == workspace_id,
+                                                        KnowledgeBase.name == name_or_id))
+    return get_kb(db, kb_id or name_or_id, workspace_id)
+
+
+def delete_kb(db: str, kb_id: str, workspace_id: str | None = None) -> None:
+    """Delete a knowledge base with its documents and chunks (the caller drops its indexes)."""
+    with session(db) as s:
+        kb = _kb(s, kb_id, workspace_id)
+        doc_ids = select(KbDocument.id).where(KbDocument.kb_id == kb.id).scalar_subquery()
+        s.execute(delete(KbChunk).where(KbChunk.document_id.in_(doc_ids)))
+        s.execute(delete(KbDocument).where(KbDocument.kb_id == kb.id))
+        s.delete(kb)
+
+
+def add_document(db: str, kb_id: str, source: str, *, source_type: str, checksum: str, size_bytes: int,
+                 title: str = "", media_type: str | None = None, metadata: dict[str, Any] | None = None,
+                 workspace_id: str | None = None) -> tuple[dict[str, Any], bool]:
+    """Register a source; returns (document, whether it needs ingesting). An indexed source whose checksum
+    is unchanged is left alone; a changed or failed one is queued again and keeps answering meanwhile."""
+    with session(db) as s:
+        kb = _kb(s, kb_id, workspace_id)
+        doc = s.scalar(select(KbDocument).where(KbDocument.kb_id == kb.id, KbDocument.source == source))
+        if doc is None:
+            doc = KbDocument(id=new_id("doc"), kb_id=kb.id, workspace_id=kb.workspace_id, source=source,
+                             source_type=source_type, title=title, media_type=media_type, checksum=checksum,
+                             size_bytes=size_bytes, status="queued", doc_metadata=metadata or {}, chunk_count=0,
+                             tokens=0, generation=0, live_generation=0)
+            s.add(doc)
+            s.flush()
+            return document_dict(doc), True
+        if doc.checksum == checksum and doc.status in ("indexed", "queued", "processing"):
+            return document_dict(doc), False
+        doc.checksum, doc.size_bytes, doc.status, doc.error = checksum, size_bytes, "queued", None
+        doc.title, doc.media_type, doc.doc_metadata = title or doc.title, media_type, metadata or doc.doc_metadata
+        s.flush()
+        return document_dict(doc), True
+
+
+def list_documents(db: str, kb_id: str, *, workspace_id: str | None = None, status: str | None = None,
+                   limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+    if status is not None and status not in DOC_STATUSES:
+        raise InvalidRequest(f"status must be one of {', '.join(DOC_STATUSES)}.", param="status")
+    with session(db) as s:
+        _kb(s, kb_id, workspace_id)
+        stmt = select(KbDocument).where(KbDocument.kb_id == kb_id)
+        if status is not None:
+            stmt = stmt.where(KbDocument.status == status)
+        stmt = stmt.order_by(KbDocument.created_at, KbDocument.id).limit(limit).offset(offset)
+        return [document_dict(d) for d in s.scalars(stmt)]
+
+
+def get_document(db: str, kb_id: str, doc_id: str, workspace_id: str | None = None) -> dict[str, Any]:
+    with session(db) as s:
+        _kb(s, kb_id, workspace_id)
+        return document_dict(_document(s, doc_id, kb_id))
+
+
+def delete_document(db: str, kb_id: str, doc_id: str, workspace_id: str | None = None) -> None:
+    """Delete a document and its chunks (the caller deletes it from the indexes)."""
+    with session(db) as s:
+        _kb(s, kb_id, workspace_id)
+        doc = _document(s, doc_id, kb_id)
+        s.execute(delete(KbChunk).where(KbChunk.document_id == doc.id))
+        s.delete(doc)
+
+
+def begin(db: str, doc_id: str) -> tuple[int, list[int]]:
+    """Start building a new generation of a document's chunks. Returns it, and the ids of chunks left by
+    abandoned attempts (deleted here; the caller deletes them from the indexes too)."""
+    with session(db) as s:
+        doc = _document(s, doc_id)
+        stale = list(s.scalars(select(KbChunk.id).where(KbChunk.document_id == doc.id,
+                                                        KbChunk.generation != doc.live_generation)))
+        if stale:
+            s.execute(delete(KbChunk).where(KbChunk.id.in_(stale)))
+        doc.generation = max(doc.generation, doc.live_generation) + 1
+        doc.status, doc.error = "processing", None
+        return doc.generation, stale
+
+
+def write_chunks(db: str, doc_id: str, generation: int, chunks: list[Chunk]) -> list[int]:
+    """Store one batch of a generation's chunks (invisible until ``publish``); returns their ids in order."""
+    with session(db) as s:
+        doc = _document(s, doc_id)
+        rows = [KbChunk(kb_id=doc.kb_id, document_id=doc.id, generation=generation, ordinal=c.ordinal, role=c.role,
+                        parent_ordinal=c.parent, text=c.text, section=c.section, page=c.page, tokens=c.tokens,
+                        chunk_metadata=c.metadata) for c in chunks]
+        s.add_all(rows)
+        s.flush()
+        return [r.id for r in rows]
+
+
+def publish(db: str, doc_id: str, generation: int, *, title: str | None = None,
+            metadata: dict[str, Any] | None = None) -> list[int]:
+    """Make a generation the visible one, in one transaction; returns the ids of the chunks it replaced
+    (deleted here; the caller deletes them from the indexes)."""
+    with session(db) as s:
+        doc = _document(s, doc_id)
+        old = list(s.scalars(select(KbChunk.id).where(KbChunk.document_id == doc.id,
+                                                      KbChunk.generation != generation)))
+        if old:
+            s.execute(delete(KbChunk).where(KbChunk.id.in_(old)))
+        count, tokens = s.execute(select(func.count(), func.coalesce(func.sum(KbChunk.tokens), 0))
+                                  .where(KbChunk.document_id == doc.id, KbChunk.role == "chunk")).one()
+        doc.live_generation, doc.status, doc.error, doc.indexed_at = generation, "indexed", None, utcnow()
+        doc.chunk_count, doc.tokens = count, tokens
+        if title:
+            doc.title = title
+        if metadata:
+            doc.doc_metadata = {**doc.doc_metadata, **metadata}
+        return old
+
+
+def fail(db: str, doc_id: str, error: str) -> None:
+    """The document could not be ingested; whatever generation was live stays visible."""
+    with session(db) as s:
+        s.execute(update(KbDocument).where(KbDocument.id == doc_id).values(status="failed", error=error,
+                                                                            updated_at=utcnow()))
+
+
+def visible_chunks(db: str, ids: list[int]) -> dict[int, dict[str, Any]]:
+    """The chunks among ``ids`` that belong to their document's live generation, with document fields
+    for citations (index hits of half-built or deleted documents are dropped here)."""
+    if not ids:
+        return {}
+    with session(db) as s:
+        rows = s.execute(select(KbChunk, KbDocument.title, KbDocument.source, KbDocument.doc_metadata)
+                         .join(KbDocument, KbDocument.id == KbChunk.document_id)
+                         .where(KbChunk.id.in_(ids), KbChunk.generation == KbDocument.live_generation))
+        return {c.id: chunk_dict(c) | {"document_title": title, "source": source, "document_metadata": meta}
+                for c, title, source, meta in rows}
+
+
+def parents(db: str, document_id: str, ordinals: list[int]) -> dict[int, dict[str, Any]]:
+    """Parent chunks (parent–child chunking) of a document's live generation, by ordinal."""
+    with session(db) as s:
+        doc = _document(s, document_id)
+        rows = s.scalars(select(KbChunk).where(KbChunk.document_id == doc.id, KbChunk.role == "parent",
+                                               KbChunk.generation == doc.live_generation,
+                                               KbChunk.ordinal.in_(ordinals)))
+        return {c.ordinal: chunk_dict(c) for c in rows}
