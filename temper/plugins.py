@@ -5,16 +5,19 @@ import pluggy
 
 from temper import hookspecs
 from temper.config import Settings
+from temper.knowledge.ingest import ParserRegistry
 from temper.models.catalog import ModelEntry
 from temper.models.provider import Provider
 
 
 def plugin_manager() -> pluggy.PluginManager:
+    from temper.knowledge.ingest import builtin as parsers
     from temper.models.providers import builtin
 
     pm = pluggy.PluginManager("temper")
     pm.add_hookspecs(hookspecs)
     pm.register(builtin)
+    pm.register(parsers)
     pm.load_setuptools_entrypoints("temper")
     return pm
 
@@ -32,3 +35,8 @@ def providers(pm: pluggy.PluginManager, settings: Settings) -> dict[str, Provide
 
 def builtin_models(pm: pluggy.PluginManager, settings: Settings) -> list[ModelEntry]:
     return [e for batch in pm.hook.register_models(settings=settings) for e in batch]
+
+
+def parser_registry(pm: pluggy.PluginManager, settings: Settings) -> ParserRegistry:
+    """The knowledge-base parsers of every plugin; a name or extension claimed twice is a startup error."""
+    return ParserRegistry([p for batch in pm.hook.register_parsers(settings=settings) for p in batch])

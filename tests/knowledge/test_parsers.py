@@ -502,3 +502,12 @@ def test_every_builtin_yields_clean_blocks() -> None:
         assert block.text == block.text.strip() and "\u00a0" not in block.text
         if block.kind in ("text", "heading"):
             assert "\n" not in block.text and "  " not in block.text
+
+
+def test_the_builtin_parsers_come_through_the_plugin_hook() -> None:
+    from temper.config import Settings
+    from temper.plugins import parser_registry, plugin_manager
+
+    registry = parser_registry(plugin_manager(), Settings())
+    assert {".pdf", ".docx", ".pptx", ".xlsx", ".csv", ".html", ".md", ".txt"} <= set(registry.extensions())
+    assert registry.for_file("报告.PDF").name == registry.for_file("x.pdf").name
