@@ -5,7 +5,7 @@ import hashlib
 import os
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import delete, select
@@ -13,7 +13,7 @@ from sqlalchemy import delete, select
 from temper.errors import Conflict, InvalidRequest, NotFound
 from temper.ids import new_id
 from temper.store.db import bump_revision, session
-from temper.store.tables import DEFAULT_WORKSPACE, ApiKey, ConsoleSession, utcnow
+from temper.store.tables import DEFAULT_WORKSPACE, ApiKey, ConsoleSession, as_utc, utcnow
 
 KEY_PREFIX = "sk-temper-"
 ADMIN_KEY_ID = "key_admin"
@@ -50,16 +50,12 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def _aware(t: datetime | None) -> datetime | None:
-    return t.replace(tzinfo=timezone.utc) if t is not None and t.tzinfo is None else t
-
-
 def _info(row: ApiKey) -> KeyInfo:
     return KeyInfo(id=row.id, workspace_id=row.workspace_id, name=row.name, prefix=row.prefix,
                    is_admin=row.is_admin, allowed_models=row.allowed_models, rpm=row.rpm, tpm=row.tpm,
                    token_budget=row.token_budget, tokens_used=row.tokens_used,
-                   expires_at=_aware(row.expires_at), revoked_at=_aware(row.revoked_at),
-                   created_at=_aware(row.created_at))
+                   expires_at=as_utc(row.expires_at), revoked_at=as_utc(row.revoked_at),
+                   created_at=as_utc(row.created_at))
 
 
 def _positive(name: str, value: int | None) -> None:
@@ -80,7 +76,7 @@ def create_key(db: str, *, name: str = "", workspace_id: str = DEFAULT_WORKSPACE
     for field, value in (("rpm", rpm), ("tpm", tpm), ("token_budget", token_budget)):
         _positive(field, value)
     if expires_at is not None:
-        expires_at = _aware(expires_at)
+        expires_at = as_utc(expires_at)
         if expires_at <= utcnow():
             raise InvalidRequest("expires_at must be in the future", param="expires_at")
     plain = secret or KEY_PREFIX + secrets.token_urlsafe(32)

@@ -16,7 +16,7 @@ from sqlalchemy import delete, select
 from temper.auth.keys import KeyInfo, hash_key
 from temper.ids import new_id
 from temper.store.db import bump_revision, session
-from temper.store.tables import ConsoleSession, utcnow
+from temper.store.tables import ConsoleSession, as_utc, utcnow
 
 SESSION_COOKIE = "temper_session"
 CSRF_HEADER = "x-csrf-token"
@@ -36,13 +36,9 @@ class SessionInfo:
         return self.expires_at <= datetime.now(timezone.utc)
 
 
-def _aware(t: datetime) -> datetime:
-    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t
-
-
 def _info(row: ConsoleSession) -> SessionInfo:
     return SessionInfo(id=row.id, key_id=row.key_id, workspace_id=row.workspace_id, csrf_token=row.csrf_token,
-                       created_at=_aware(row.created_at), expires_at=_aware(row.expires_at))
+                       created_at=as_utc(row.created_at), expires_at=as_utc(row.expires_at))
 
 
 def create_session(db: str, key: KeyInfo, ttl: timedelta, user_agent: str = "") -> tuple[SessionInfo, str]:

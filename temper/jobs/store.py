@@ -6,15 +6,16 @@ A job's row is the truth about it, so that the server, a CLI in another process 
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from temper.errors import InvalidRequest, NotFound
 from temper.ids import new_id
 from temper.store.db import session
-from temper.store.tables import DEFAULT_WORKSPACE, JobRow, iso_utc, utcnow
+from temper.store.tables import DEFAULT_WORKSPACE, JobRow, as_utc, iso_utc, utcnow
 
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINISHED = ("succeeded", "failed", "cancelled")
@@ -41,12 +42,16 @@ def submit(db: str, kind: str, payload: dict[str, Any], *, workspace_id: str = D
         return job_dict(job)
 
 
+def _job(s: Session, job_id: str, workspace_id: str | None) -> JobRow:
+    job = s.get(JobRow, job_id)
+    if job is None or (workspace_id is not None and job.workspace_id != workspace_id):
+        raise NotFound(f"No job with id {job_id!r}.", param="job_id", code="job_not_found")
+    return job
+
+
 def get_job(db: str, job_id: str, workspace_id: str | None = None) -> dict[str, Any]:
     with session(db) as s:
-        job = s.get(JobRow, job_id)
-        if job is None or (workspace_id is not None and job.workspace_id != workspace_id):
-            raise NotFound(f"No job with id {job_id!r}.", param="job_id", code="job_not_found")
-        return job_dict(job)
+        return job_dict(_job(s, job_id, workspace_id))
 
 
 def list_jobs(db: str, *, workspace_id: str = DEFAULT_WORKSPACE, kind: str | None = None,
@@ -64,9 +69,7 @@ def list_jobs(db: str, *, workspace_id: str = DEFAULT_WORKSPACE, kind: str | Non
 def cancel(db: str, job_id: str, workspace_id: str | None = None) -> dict[str, Any]:
     """A queued job is cancelled at once; a running one at its next progress report."""
     with session(db) as s:
-        job = s.get(JobRow, job_id)
-        if job is None or (workspace_id is not None and job.workspace_id != workspace_id):
-            raise NotFound(f"No job with id {job_id!r}.", param="job_id", code="job_not_found")
+        job = _job(s, job_id, workspace_id)
         if job.status == "queued":
             job.status, job.finished_at, job.message = "cancelled", utcnow(), "cancelled before it started"
         elif job.status == "running":
@@ -131,7 +134,7 @@ def recover_stale(db: str, stale_after_s: float) -> list[str]:
     with session(db) as s:
         for job in s.scalars(select(JobRow).where(JobRow.status == "running")):
             beat = job.heartbeat_at or job.started_at
-            if beat is not None and _aware(beat) >= cutoff:
+            if beat is not None and as_utc(beat) >= cutoff:
                 continue
             if job.attempts >= MAX_ATTEMPTS:
                 job.status, job.finished_at = "failed", utcnow()
@@ -140,8 +143,3 @@ def recover_stale(db: str, stale_after_s: float) -> list[str]:
                 job.status, job.worker, job.message = "queued", None, "requeued: its worker stopped"
                 requeued.append(job.id)
     return requeued
-
-
-def _aware(t: datetime) -> datetime:
-    """SQLite gives times back without a zone; they are UTC."""
-    return t if t.tzinfo is not None else t.replace(tzinfo=utcnow().tzinfo)

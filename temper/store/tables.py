@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import overload
 
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -13,9 +14,22 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+@overload
+def as_utc(t: datetime) -> datetime: ...
+
+
+@overload
+def as_utc(t: None) -> None: ...
+
+
+def as_utc(t: datetime | None) -> datetime | None:
+    """SQLite hands stored times back without a zone; they were written in UTC."""
+    return t.replace(tzinfo=timezone.utc) if t is not None and t.tzinfo is None else t
+
+
 def iso_utc(t: datetime) -> str:
-    """ISO 8601 with a ``Z``. SQLite hands stored times back without a zone; they were written in UTC."""
-    return (t if t.tzinfo else t.replace(tzinfo=timezone.utc)).isoformat().replace("+00:00", "Z")
+    """ISO 8601 with a ``Z``."""
+    return as_utc(t).isoformat().replace("+00:00", "Z")
 
 
 class Base(DeclarativeBase):
