@@ -30,23 +30,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 HARNESS = Path(os.environ.get("BENCH_GATEWAY_DIR", ROOT.parent / "shared" / "bench_gateway"))
-CLK = os.sysconf("SC_CLK_TCK")
 KEY, MODEL = "sk-bench-1234567890", "mock-model"
 GATEWAY_CPU, AUX_CPUS = {0}, {1}
-
-
-def cpu_seconds(pgid: int) -> float:
-    """utime + stime of the live processes in a process group, all of their threads included."""
-    total = 0.0
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:
-            total += (int(fields[11]) + int(fields[12])) / CLK
-    return total
+sys.path.insert(0, str(HARNESS))
+from bench import proc_group_stats  # noqa: E402 - the shared harness is not a package
 
 
 def wait_ready(url: str, timeout_s: float = 60) -> None:
@@ -77,12 +64,12 @@ def burst(port: int, stream: bool, requests: int, concurrency: int) -> dict:
 
 
 def measure(pid: int, port: int, stream: bool, requests: int, concurrency: int, settle_s: float) -> dict:
-    before = cpu_seconds(pid)
+    before = proc_group_stats(pid)[0]
     r = burst(port, stream, requests, concurrency)
     time.sleep(settle_s)  # the span exporter drains every 0.5 s: its work counts against this burst
     if r.get("errors"):
         raise SystemExit(f"errors under load: {r.get('first_error')}")
-    return {"rps": r["rps"], "cpu_ms_per_req": (cpu_seconds(pid) - before) * 1000 / r["ok"]}
+    return {"rps": r["rps"], "cpu_ms_per_req": (proc_group_stats(pid)[0] - before) * 1000 / r["ok"]}
 
 
 def main() -> None:

@@ -79,14 +79,16 @@ def create_kb(db: str, name: str, *, description: str = "", embedding_model: str
 
 
 def _counts(s: Any, kb_ids: list[str]) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
+    """Documents per status, and chunks, of each knowledge base."""
     by_status: dict[str, dict[str, int]] = {}
-    for kb_id, status, n in s.execute(select(KbDocument.kb_id, KbDocument.status, func.count())
-                                      .where(KbDocument.kb_id.in_(kb_ids))
-                                      .group_by(KbDocument.kb_id, KbDocument.status)):
+    chunks: dict[str, int] = {}
+    for kb_id, status, n, c in s.execute(select(KbDocument.kb_id, KbDocument.status, func.count(),
+                                                func.sum(KbDocument.chunk_count))
+                                         .where(KbDocument.kb_id.in_(kb_ids))
+                                         .group_by(KbDocument.kb_id, KbDocument.status)):
         by_status.setdefault(kb_id, {})[status] = n
-    chunks = dict(s.execute(select(KbDocument.kb_id, func.sum(KbDocument.chunk_count))
-                            .where(KbDocument.kb_id.in_(kb_ids)).group_by(KbDocument.kb_id)).all())
-    return by_status, {k: int(v or 0) for k, v in chunks.items()}
+        chunks[kb_id] = chunks.get(kb_id, 0) + int(c or 0)
+    return by_status, chunks
 
 
 def list_kbs(db: str, workspace_id: str = DEFAULT_WORKSPACE) -> list[dict[str, Any]]:

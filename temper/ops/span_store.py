@@ -15,7 +15,7 @@ import orjson
 from sqlalchemy import Engine, Table
 
 from temper.ops import tracing as t
-from temper.ops.payloads import Masker, cap, parsed, readable_input, readable_output, stored, to_text
+from temper.ops.payloads import Masker, parsed, readable_input, readable_output, stored
 from temper.ops.tracing import Span
 from temper.store.db import get_engine
 from temper.store.tables import SpanRow, TraceRow
@@ -44,7 +44,7 @@ def _insert(engine: Engine, table: Table, columns: tuple[str, ...], skip_duplica
     return str(compiled), positional
 
 
-def _dumps(value: dict[str, Any]) -> str:
+def _dumps(value: dict[str, Any] | list[dict[str, Any]]) -> str:
     return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
@@ -98,21 +98,16 @@ class SpanStoreSink:
             attrs.get(t.KEY_ID), attrs.get(t.INPUT_TOKENS, usage[0]) or 0, attrs.get(t.OUTPUT_TOKENS, usage[1]) or 0,
             attrs.get(t.COST, usage[2]) or 0.0, attrs.get(t.TTFT_MS), s.children + 1, _dumps(attrs),
             read_in, read_out, stored_in, stored_out,
-            orjson.dumps(children, default=str, option=orjson.OPT_NON_STR_KEYS).decode() if children else None)
+            _dumps(children) if children else None)
 
     def _payloads(self, raw_in: Any, raw_out: Any) -> tuple[str | None, str | None, str | None, str | None]:
         """The stored bodies, and the readable text only where a reader could not derive it from them."""
         limit, masker = self.payload_chars, self.masker
-        body_in, body_out = to_text(raw_in), to_text(raw_out)
-        if masker is not None:
-            body_in = masker(body_in) if body_in is not None else None
-            body_out = masker(body_out) if body_out is not None else None
-        read_in = read_out = None
-        if body_in is not None and len(body_in) > limit:
-            read_in = stored(readable_input(raw_in), limit, masker)
-        if body_out is not None and len(body_out) > limit:
-            read_out = stored(readable_output(raw_out), limit, masker)
-        return cap(body_in, limit), cap(body_out, limit), read_in, read_out
+        body_in, body_out = stored(raw_in, limit, masker), stored(raw_out, limit, masker)
+        # a capped body is longer than ``limit`` (cap() appends how much was cut)
+        read_in = stored(readable_input(raw_in), limit, masker) if body_in and len(body_in) > limit else None
+        read_out = stored(readable_output(raw_out), limit, masker) if body_out and len(body_out) > limit else None
+        return body_in, body_out, read_in, read_out
 
     def close(self) -> None:
         pass
