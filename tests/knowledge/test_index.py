@@ -259,6 +259,22 @@ def test_delete_documents_removes_from_dense_keyword_and_count(open_index: OpenI
     assert index.count() == 3
 
 
+def test_delete_by_id_and_stored_vectors(open_index: OpenIndex) -> None:
+    rng = np.random.default_rng(6)
+    vecs = unit(rng, 6)
+    index = open_index()
+    index.upsert([chunk(i, f"warranty clause {i}", vecs[i]) for i in range(5)] + [chunk(5, "warranty only")])
+    index.delete([1, 4, 99])
+    assert index.count() == 4
+    assert set(ids(index.keyword("warranty", 10))) == {0, 2, 3, 5}
+    assert set(ids(index.dense(vecs[1].tolist(), 10))) == {0, 2, 3}
+    got = index.vectors([0, 1, 3, 5, 77])
+    assert set(got) == {0, 3}  # deleted, keyword-only and unknown ids have none
+    np.testing.assert_allclose(got[3], vecs[3], atol=1e-5)
+    index.delete([])
+    assert index.vectors([]) == {} and index.count() == 4
+
+
 def test_upsert_replaces_an_existing_id(open_index: OpenIndex) -> None:
     rng = np.random.default_rng(9)
     a, b, c = unit(rng, 3)

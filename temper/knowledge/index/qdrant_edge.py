@@ -133,6 +133,23 @@ class QdrantEdgeIndex:
         with self._lock:
             self._open().optimize()
 
+    def delete(self, ids: list[int]) -> None:
+        if not ids:
+            return
+        with self._lock:
+            shard = self._open()
+            old = shard.retrieve(list(ids), qe.PayloadSelector.Include([DL_KEY]), False)
+            if old:
+                shard.update(qe.UpdateOperation.delete_points([int(r.id) for r in old]))
+                self._save_stats(self._docs - len(old),
+                                 self._length - sum(int((r.payload or {}).get(DL_KEY, 0)) for r in old))
+
+    def vectors(self, ids: list[int]) -> dict[int, list[float]]:
+        if not ids:
+            return {}
+        records = self._open().retrieve(list(ids), False, True)
+        return {int(r.id): r.vector[DENSE] for r in records if r.vector and DENSE in r.vector}
+
     def delete_documents(self, document_ids: list[str]) -> None:
         if not document_ids:
             return
