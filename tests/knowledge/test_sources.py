@@ -1,15 +1,19 @@
 """Knowledge-base sources beyond uploaded files: URLs from a real loopback HTTP server, tables of a real SQLite file."""
 from __future__ import annotations
 
+import hashlib
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
 from temper.knowledge.ingest import ParserRegistry, builtin_parsers
-from temper.knowledge.sources import FetchError
+from temper.knowledge.sources import FetchError, QueryError
+from temper.knowledge.sources.database import DatabaseSource, read_documents
 from temper.knowledge.sources.web import FetchPolicy, check_allowed, fetch_url
 from tests.knowledge.test_parsers import make_pdf, pdf_bytes
 
@@ -185,3 +189,118 @@ def test_http_and_connection_errors(site: str) -> None:
         fetch_url(f"{closed}/x", allow_local())
     with pytest.raises(FetchError, match="not a valid URL"):
         fetch_url("http://[::1", allow_local())
+
+
+# ---- database tables ----------------------------------------------------------------------------------------
+
+TICKETS = [
+    (1, "ACME", "登录失败", "用户反馈无法登录，提示密码错误。", "2024-05-01 09:00:00", 12.5, b"\x89PNG"),
+    (2, "Globex", "Invoice missing", "The March invoice never arrived.", "2024-05-02 10:30:00", None, None),
+    (3, "ACME", "Export to CSV", "Exports stop at 1,000 rows.", "2024-05-03 11:00:00", 0.0, None),
+]
+
+
+@pytest.fixture
+def crm(tmp_path: Path) -> Path:
+    path = tmp_path / "客户库.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE tickets (id INTEGER PRIMARY KEY, customer TEXT, subject TEXT, body TEXT, "
+                     "created TEXT, amount REAL, attachment BLOB)")
+        conn.executemany("INSERT INTO tickets VALUES (?, ?, ?, ?, ?, ?, ?)", TICKETS)
+    conn.close()
+    return path
+
+
+def add_ticket(path: Path, *row: object) -> None:
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO tickets VALUES (?, ?, ?, ?, ?, ?, NULL)", row)
+    conn.close()
+
+
+def source(path: Path, query: str = "SELECT id, customer, subject, body, amount, attachment FROM tickets",
+           **kw: str) -> DatabaseSource:
+    return DatabaseSource(url=f"sqlite:///{path}", query=query, **{"key_column": "id", **kw})
+
+
+def test_rows_become_record_documents(crm: Path) -> None:
+    docs = list(read_documents(source(crm, title_column="subject")))
+    assert [(d.key, d.max_key, d.title) for d in docs] == [
+        ("#id=1", 1, "登录失败"), ("#id=2", 2, "Invoice missing"), ("#id=3", 3, "Export to CSV")]
+    first = docs[0].document
+    assert (first.title, first.source_suffix) == ("登录失败", "#id=1")
+    assert [(b.kind, b.text, b.metadata) for b in first.blocks] == [
+        ("record", "id: 1\ncustomer: ACME\nsubject: 登录失败\nbody: 用户反馈无法登录，提示密码错误。\namount: 12.5",
+         {"id": 1})]  # the BLOB is left out
+    assert first.metadata == {"columns": ["id", "customer", "subject", "body", "amount", "attachment"], "id": "1"}
+    assert docs[1].document.blocks[0].text == "id: 2\ncustomer: Globex\nsubject: Invoice missing\n" \
+                                              "body: The March invoice never arrived."
+    assert docs[2].document.blocks[0].text.endswith("amount: 0")
+    assert docs[0].checksum == hashlib.sha256(first.blocks[0].text.encode()).hexdigest()
+    assert [d.checksum for d in read_documents(source(crm, title_column="subject"))] == [d.checksum for d in docs]
+    assert next(read_documents(source(crm))).title == "id 1"  # no title column
+
+
+def test_incremental_sync_reads_only_new_rows(crm: Path) -> None:
+    src = source(crm, title_column="subject")
+    since = max(d.max_key for d in read_documents(src))
+    assert list(read_documents(src, since)) == []
+    add_ticket(crm, 4, "Initech", "打印机卡纸", "三楼打印机经常卡纸。", "2024-05-04 08:00:00", 3.0)
+    add_ticket(crm, 5, "ACME", "SSO", "Single sign-on with the company directory.", "2024-05-05 08:00:00", 1.0)
+    assert [(d.key, d.title) for d in read_documents(src, since)] == [("#id=4", "打印机卡纸"), ("#id=5", "SSO")]
+    # A text key (an ISO timestamp) works the same way, compared as the database compares it.
+    by_time = DatabaseSource(url=f"sqlite:///{crm}", query="SELECT created, subject FROM tickets",
+                             key_column="created")
+    assert [d.key for d in read_documents(by_time, "2024-05-03 11:00:00")] == [
+        "#created=2024-05-04 08:00:00", "#created=2024-05-05 08:00:00"]
+
+
+def test_group_by_gives_one_document_per_value_and_resyncs_changed_groups_whole(crm: Path) -> None:
+    src = source(crm, "SELECT id, customer, subject FROM tickets", group_by="customer")
+    docs = list(read_documents(src))
+    assert [(d.key, d.max_key, d.title, len(d.document.blocks)) for d in docs] == [
+        ("#customer=ACME", 3, "customer ACME", 2), ("#customer=Globex", 2, "customer Globex", 1)]
+    assert [b.text for b in docs[0].document.blocks] == ["id: 1\ncustomer: ACME\nsubject: 登录失败",
+                                                         "id: 3\ncustomer: ACME\nsubject: Export to CSV"]
+    assert docs[0].document.metadata == {"columns": ["id", "customer", "subject"], "customer": "ACME", "rows": 2}
+    add_ticket(crm, 4, "ACME", "SSO", "", "2024-05-05 08:00:00", 1.0)
+    [acme] = read_documents(src, since=3)
+    assert (acme.key, acme.max_key) == ("#customer=ACME", 4)
+    assert [b.metadata["id"] for b in acme.document.blocks] == [1, 3, 4]
+    assert acme.checksum != docs[0].checksum
+
+
+def test_only_a_single_select_is_run(crm: Path) -> None:
+    for query, message in [("DELETE FROM tickets", "only SELECT queries can be synced .* not DELETE"),
+                           ("  update tickets set subject = 'x'", "not UPDATE"),
+                           ("SELECT id FROM tickets; DROP TABLE tickets", "a single SELECT statement"),
+                           ("", "the query is empty")]:
+        with pytest.raises(QueryError, match=message):
+            list(read_documents(source(crm, query)))
+    # Data-changing statements behind a WITH are refused by the database itself (inside a subquery).
+    with pytest.raises(QueryError, match=r"^database sqlite:///.*客户库.db: .*syntax error"):
+        list(read_documents(source(crm, "WITH gone AS (SELECT 1) DELETE FROM tickets")))
+    # Comments, a trailing semicolon and text that looks like a bind parameter are fine.
+    query = "-- all tickets\nSELECT id, subject FROM tickets WHERE subject <> ' :x; --' /* c */ ; -- end"
+    assert [d.key for d in read_documents(source(crm, query))] == ["#id=1", "#id=2", "#id=3"]
+    with sqlite3.connect(crm) as conn:
+        assert conn.execute("SELECT count(*) FROM tickets").fetchone() == (3,)
+    conn.close()
+
+
+def test_errors_are_one_clear_line(crm: Path, tmp_path: Path) -> None:
+    cases = [
+        (source(crm, key_column="ticket_id"), r"key_column 'ticket_id' is not a column of the query's result; "
+                                              r"its columns are id, customer, subject, body, amount, attachment"),
+        (source(crm, group_by="region"), "group_by 'region' is not a column"),
+        (source(crm, "SELECT * FROM nope"), r"database sqlite:///.*: no such table: nope"),
+        (source(tmp_path / "missing.db"), "unable to open database file"),
+        (DatabaseSource(url="not a url", query="SELECT 1", key_column="id"), "cannot be parsed"),
+        (DatabaseSource(url="sqlite://", query="SELECT 1", key_column="id"), "needs a database file"),
+        (DatabaseSource(url="nosuchdb://u:secret@h/db", query="SELECT 1", key_column="id"),
+         r"nosuchdb://u:\*\*\*@h/db: no SQLAlchemy dialect or driver is named 'nosuchdb'"),
+    ]
+    for src, message in cases:
+        with pytest.raises(QueryError, match=message) as raised:
+            list(read_documents(src))
+        assert "\n" not in str(raised.value) and "secret" not in str(raised.value)
+    assert not (tmp_path / "missing.db").exists()  # read-only: a missing file is not created
