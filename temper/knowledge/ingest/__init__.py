@@ -9,6 +9,7 @@ from temper.knowledge.types import ParseError, Parser
 
 
 def builtin_parsers() -> list[Parser]:
+    from temper.knowledge.ingest.image import ImageParser
     from temper.knowledge.ingest.markdown import MarkdownParser
     from temper.knowledge.ingest.pdf import PdfParser
     from temper.knowledge.ingest.plaintext import PlainTextParser
@@ -18,7 +19,7 @@ def builtin_parsers() -> list[Parser]:
     from temper.knowledge.ingest.word import DocxParser
 
     return [PlainTextParser(), MarkdownParser(), HtmlParser(), PdfParser(), DocxParser(), PptxParser(),
-            CsvParser(), XlsxParser()]
+            CsvParser(), XlsxParser(), ImageParser()]
 
 
 class ParserRegistry:

@@ -1,4 +1,5 @@
-"""PDF (pypdf): the text layer page by page, split into paragraphs; headings from the document outline."""
+"""PDF (pypdf): the text layer page by page, split into paragraphs; headings from the document outline; pages
+without a text layer (scans) OCR'd from their images when Tesseract is installed (``image.py``)."""
 from __future__ import annotations
 
 import io
@@ -6,15 +7,21 @@ import re
 import unicodedata
 from typing import Any
 
-from pypdf import PdfReader
+from PIL import Image
+from pypdf import PageObject, PdfReader
 from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
 from pypdf.generic import Destination
 
 from temper.knowledge.ingest.common import clean, require_blocks
+from temper.knowledge.ingest.image import ocr_blocks, ocr_languages
 from temper.knowledge.types import Block, ParsedDocument, ParseError
 
 _HYPHENATED = re.compile(r"(?<=[a-z])-\n(?=[a-z])")
 _SHORT_LINE = 0.7  # a line narrower than this share of the page's full lines ends a paragraph
+# What decoding a page image can raise on a damaged or exotic one (JBIG2 without jbig2dec, say): that page
+# stays unread, the rest of the document does not fail.
+_IMAGE_ERRORS = (PdfReadError, DependencyError, NotImplementedError, OSError, ValueError, KeyError, TypeError,
+                 Image.DecompressionBombError, ParseError)
 
 
 class PdfParser:
@@ -33,19 +40,26 @@ class PdfParser:
             raise ParseError(f"{filename} is a damaged PDF ({e}); repair or re-export it and upload again") from e
         if not pages:
             raise ParseError(f"{filename} has no pages")
-        # Scanned pages have no text layer; this list is where OCR will pick them up.
-        without_text = [n for n, text in enumerate(pages, 1) if not text.strip()]
+        scanned = [n for n, text in enumerate(pages, 1) if not text.strip()]
+        ocr, ocr_error = _ocr_pages(reader, scanned, options)
+        without_text = [n for n in scanned if n not in ocr]
         if len(without_text) == len(pages):
-            raise ParseError(f"{filename} has no text layer on any of its {len(pages)} pages (a scanned document?); "
-                             "OCR is not supported yet, so upload a PDF with selectable text")
+            reason = f"OCR is not available: {ocr_error}" if ocr_error else \
+                "OCR found no text in its page images (a blank or unreadable scan?)"
+            raise ParseError(f"{filename} has no text layer on any of its {len(pages)} pages and {reason}")
         blocks: list[Block] = []
         for number, text in enumerate(pages, 1):
-            blocks.extend(_page_blocks(text, number, headings.get(number - 1, {})))
+            blocks.extend(ocr.get(number) or _page_blocks(text, number, headings.get(number - 1, {})))
         require_blocks(blocks, filename)
         info = reader.metadata or {}
-        first_line = next(line for text in pages for line in text.split("\n") if line.strip())
+        texts = ["\n".join(b.text for b in ocr[n]) if n in ocr else text for n, text in enumerate(pages, 1)]
+        first_line = next(line for text in texts for line in text.split("\n") if line.strip())
         title = clean(str(info.get("/Title") or "")) or clean(first_line)[:200]
         metadata: dict[str, Any] = {"pages": len(pages), "pages_without_text": without_text}
+        if ocr:
+            metadata["ocr_pages"] = sorted(ocr)
+        if ocr_error:
+            metadata["ocr_error"] = ocr_error
         if author := clean(str(info.get("/Author") or "")):
             metadata["author"] = author
         return [ParsedDocument(title=title, blocks=blocks, metadata=metadata)]
@@ -66,6 +80,40 @@ def _open(data: bytes, filename: str, password: str) -> PdfReader:
     except (PdfReadError, ValueError, KeyError, TypeError) as e:
         raise ParseError(f"{filename} is a damaged PDF ({e}); repair or re-export it and upload again") from e
     return reader
+
+
+def _ocr_pages(reader: PdfReader, numbers: list[int], options: dict[str, Any]
+               ) -> tuple[dict[int, list[Block]], str | None]:
+    """OCR blocks of the pages ``numbers`` (1-based) that have images and yield text, and why OCR could not run
+    (Tesseract or a language missing) when one of them needed it."""
+    pages = {n: reader.pages[n - 1] for n in numbers}
+    pages = {n: page for n, page in pages.items() if _has_images(page)}
+    if not pages:
+        return {}, None
+    try:
+        languages = ocr_languages(options)
+    except ParseError as e:
+        return {}, str(e)
+    read = {n: _ocr_page(page, n, languages) for n, page in pages.items()}
+    return {n: blocks for n, blocks in read.items() if blocks}, None
+
+
+def _has_images(page: PageObject) -> bool:
+    try:
+        return len(page.images) > 0
+    except _IMAGE_ERRORS:
+        return False
+
+
+def _ocr_page(page: PageObject, number: int, languages: str) -> list[Block]:
+    """A scanned page is usually one image of the whole page; several are read in the order the page lists them."""
+    blocks: list[Block] = []
+    for index in range(len(page.images)):
+        try:
+            blocks.extend(ocr_blocks(page.images[index].image, languages, page=number))
+        except _IMAGE_ERRORS:
+            continue
+    return blocks
 
 
 def _outline_headings(reader: PdfReader) -> dict[int, dict[str, int]]:
