@@ -42,6 +42,17 @@ class Settings(BaseSettings):
     otlp_headers: str | None = Field(default=None, description="Headers for the OTLP endpoint: k1=v1,k2=v2.")
     otlp_payloads: bool = Field(default=False, description="Include span inputs/outputs in OTLP export.")
 
+    job_workers: int = Field(default=2, ge=0, description="Background job workers in the server (ingestion); "
+                             "0: this server runs no jobs.")
+    job_stale_after_s: float = Field(default=30.0, gt=0, description="A running job whose worker has not "
+                                     "reported for this long (it died) is queued again.")
+    kb_url_allow: str = Field(default="", description="Hosts knowledge bases may fetch pages from, comma-separated "
+                              "(docs.example.com, *.example.org, or URL prefixes); empty: no fetching.")
+
+    @property
+    def kb_url_allow_list(self) -> list[str]:
+        return [x.strip() for x in self.kb_url_allow.split(",") if x.strip()]
+
     @property
     def home_dir(self) -> Path:
         return self.home.expanduser()

@@ -1,24 +1,12 @@
 """``temper chat MODEL PROMPT``: streams an answer from a running server."""
 from __future__ import annotations
 
-import os
-
 import httpx
 import orjson
 import typer
 
 from temper.cli.common import clean_errors, console, err
-from temper.config import get_settings
-
-
-def _key() -> str:
-    s = get_settings()
-    if key := os.environ.get("TEMPER_API_KEY") or s.admin_key:
-        return key
-    path = s.home_dir / "admin_key"
-    if path.exists():
-        return path.read_text().strip()
-    raise typer.BadParameter("no key: set TEMPER_API_KEY or start the server once to create the admin key")
+from temper.cli.client import api_key, base_url
 
 
 @clean_errors
@@ -28,8 +16,7 @@ def chat(model: str, prompt: str,
          temperature: float = typer.Option(None, help="Sampling temperature."),
          url: str = typer.Option(None, help="Server base URL (default http://TEMPER_HOST:TEMPER_PORT).")) -> None:
     """Send one message and stream the answer."""
-    s = get_settings()
-    base = (url or f"http://{s.host}:{s.port}").rstrip("/")
+    base = base_url(url)
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
     body = {"model": model, "messages": messages, "max_tokens": max_tokens, "stream": True,
             "stream_options": {"include_usage": True}}
@@ -38,7 +25,7 @@ def chat(model: str, prompt: str,
     usage = None
     try:
         with httpx.stream("POST", f"{base}/v1/chat/completions", json=body, timeout=600,
-                          headers={"Authorization": f"Bearer {_key()}"}) as r:
+                          headers={"Authorization": f"Bearer {api_key()}"}) as r:
             if r.status_code != 200:
                 r.read()
                 msg = r.json().get("error", {}).get("message", r.text) if r.headers.get(

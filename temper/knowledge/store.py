@@ -124,17 +124,19 @@ def delete_kb(db: str, kb_id: str, workspace_id: str | None = None) -> None:
         s.delete(kb)
 
 
-def add_document(db: str, kb_id: str, source: str, *, source_type: str, checksum: str, size_bytes: int,
+def add_document(db: str, kb_id: str, source: str, *, source_type: str, checksum: str | None, size_bytes: int,
                  title: str = "", media_type: str | None = None, metadata: dict[str, Any] | None = None,
                  workspace_id: str | None = None) -> tuple[dict[str, Any], bool]:
     """Register a source; returns (document, whether it needs ingesting). An indexed source whose checksum
-    is unchanged is left alone; a changed or failed one is queued again and keeps answering meanwhile."""
+    is unchanged is left alone; a changed or failed one is queued again and keeps answering meanwhile.
+    ``checksum`` None: not known until the source is fetched (a URL), so it is always queued and the
+    ingestion compares what it fetches (``fetched``)."""
     with session(db) as s:
         kb = _kb(s, kb_id, workspace_id)
         doc = s.scalar(select(KbDocument).where(KbDocument.kb_id == kb.id, KbDocument.source == source))
         if doc is None:
             doc = KbDocument(id=new_id("doc"), kb_id=kb.id, workspace_id=kb.workspace_id, source=source,
-                             source_type=source_type, title=title, media_type=media_type, checksum=checksum,
+                             source_type=source_type, title=title, media_type=media_type, checksum=checksum or "",
                              size_bytes=size_bytes, status="queued", doc_metadata=metadata or {}, chunk_count=0,
                              tokens=0, generation=0, live_generation=0)
             s.add(doc)
@@ -142,7 +144,9 @@ def add_document(db: str, kb_id: str, source: str, *, source_type: str, checksum
             return document_dict(doc), True
         if doc.checksum == checksum and doc.status in ("indexed", "queued", "processing"):
             return document_dict(doc), False
-        doc.checksum, doc.size_bytes, doc.status, doc.error = checksum, size_bytes, "queued", None
+        if checksum is not None:
+            doc.checksum, doc.size_bytes = checksum, size_bytes
+        doc.status, doc.error = "queued", None
         doc.title, doc.media_type, doc.doc_metadata = title or doc.title, media_type, metadata or doc.doc_metadata
         s.flush()
         return document_dict(doc), True
@@ -251,3 +255,75 @@ def parents(db: str, document_id: str, ordinals: list[int]) -> dict[int, dict[st
                                                KbChunk.generation == doc.live_generation,
                                                KbChunk.ordinal.in_(ordinals)))
         return {c.ordinal: chunk_dict(c) for c in rows}
+
+
+def pending(db: str, doc_ids: list[str]) -> list[dict[str, Any]]:
+    """The documents among ``doc_ids`` still to ingest (a retried job skips those an earlier attempt
+    finished, and those deleted since), in the given order."""
+    with session(db) as s:
+        rows = {d.id: d for d in s.scalars(select(KbDocument).where(KbDocument.id.in_(doc_ids)))}
+    return [document_dict(rows[i]) for i in doc_ids if i in rows and rows[i].status in ("queued", "processing")]
+
+
+def requeue(db: str, kb_id: str, doc_ids: list[str] | None = None, *, workspace_id: str | None = None,
+            statuses: tuple[str, ...] = ("failed",)) -> list[str]:
+    """Queue documents again (``doc_ids``, or every document in ``statuses``); returns the ids queued."""
+    with session(db) as s:
+        _kb(s, kb_id, workspace_id)
+        stmt = select(KbDocument).where(KbDocument.kb_id == kb_id)
+        stmt = stmt.where(KbDocument.id.in_(doc_ids)) if doc_ids is not None else stmt.where(
+            KbDocument.status.in_(statuses))
+        docs = list(s.scalars(stmt))
+        if doc_ids is not None and len(docs) != len(set(doc_ids)):
+            missing = sorted(set(doc_ids) - {d.id for d in docs})
+            raise NotFound(f"No document with id {missing[0]!r} in this knowledge base.", param="document_ids",
+                           code="document_not_found")
+        for d in docs:
+            d.status, d.error = "queued", None
+        return [d.id for d in docs]
+
+
+def fetched(db: str, doc_id: str, checksum: str, size_bytes: int) -> bool:
+    """Record what a fetch (URL) returned; True when it differs from what is indexed (False: the live
+    generation is current, and the document is marked indexed again)."""
+    with session(db) as s:
+        doc = _document(s, doc_id)
+        if doc.checksum == checksum and doc.live_generation:
+            doc.status, doc.error = "indexed", None
+            return False
+        doc.checksum, doc.size_bytes = checksum, size_bytes
+        return True
+
+
+def live_chunks(db: str, kb_id: str, doc_id: str, *, workspace_id: str | None = None, limit: int = 500,
+                offset: int = 0) -> list[dict[str, Any]]:
+    """A document's visible chunks (parents included) in reading order: the chunk viewer."""
+    with session(db) as s:
+        _kb(s, kb_id, workspace_id)
+        doc = _document(s, doc_id, kb_id)
+        rows = s.scalars(select(KbChunk).where(KbChunk.document_id == doc.id,
+                                               KbChunk.generation == doc.live_generation)
+                         .order_by(KbChunk.ordinal).limit(limit).offset(offset))
+        return [chunk_dict(c) for c in rows]
+
+
+def sample_chunk_ids(db: str, kb_id: str, n: int) -> list[int]:
+    """Up to ``n`` visible searchable chunk ids spread evenly over the knowledge base."""
+    with session(db) as s:
+        ids = list(s.scalars(select(KbChunk.id).join(KbDocument, KbDocument.id == KbChunk.document_id)
+                             .where(KbChunk.kb_id == kb_id, KbChunk.role == "chunk",
+                                    KbChunk.generation == KbDocument.live_generation).order_by(KbChunk.id)))
+    step = max(1, len(ids) // n)
+    return ids[::step][:n]
+
+
+def set_config(db: str, kb_id: str, config: dict[str, Any]) -> dict[str, Any]:
+    with session(db) as s:
+        kb = _kb(s, kb_id, None)
+        kb.config = config
+    return get_kb(db, kb_id)
+
+
+def set_description(db: str, kb_id: str, description: str, workspace_id: str | None = None) -> None:
+    with session(db) as s:
+        _kb(s, kb_id, workspace_id).description = description

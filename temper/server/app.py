@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException
 from temper import __version__
 from temper.config import Settings, get_settings
 from temper.errors import TemperError
-from temper.server.api import annotations, auth, keys, models, prompts, traces, usage, users
+from temper.server.api import annotations, auth, jobs, keys, knowledge, models, prompts, traces, usage, users
 from temper.server.console import routes as console_routes
 from temper.server.openai.gateway import Gateway, Receive, Scope, Send
 from temper.server.runtime import Runtime
@@ -68,6 +68,8 @@ def management_app(rt: Runtime) -> FastAPI:
     app.include_router(prompts.router)
     app.include_router(traces.router)
     app.include_router(annotations.router)
+    app.include_router(knowledge.router)
+    app.include_router(jobs.router)
     app.include_router(auth.router)
     console_routes.mount(app)
     return app

@@ -14,13 +14,17 @@ from temper.auth.keys import ADMIN_KEY_ID, KeyInfo, active_keys_by_hash, admin_i
 from temper.auth.sessions import SESSION_COOKIE, SessionInfo, find_session
 from temper.config import Settings
 from temper.errors import AuthenticationError, PermissionDenied
+from temper.jobs.local import LocalRunner
+from temper.knowledge.inference import Inference
+from temper.knowledge.pipeline import JOB_KIND as INGEST
+from temper.knowledge.service import KnowledgeService
 from temper.models.catalog import Catalog
 from temper.models.metering import Limits, MemoryLimitStore, UsageWriter, spent_by_key
 from temper.models.plaza import build_catalog
 from temper.models.router import Router
 from temper.ops import exporter, tracing
 from temper.ops.traces import delete_before, now_us
-from temper.plugins import plugin_manager, providers
+from temper.plugins import parser_registry, plugin_manager, providers
 from temper.store.db import migrate, revisions
 
 log = logging.getLogger("temper.server")
@@ -46,6 +50,8 @@ class Runtime:
         self.usage = UsageWriter(self.db, settings.usage_flush_s)
         self.router = Router(self.providers, lambda: self.catalog)
         self.spans = exporter.from_settings(settings, self.pm) if settings.tracing else None
+        self.knowledge: KnowledgeService | None = None  # made at start, on the running loop
+        self.jobs: LocalRunner | None = None
         self._revs: dict[str, int] = {}
         self._poller: asyncio.Task | None = None
         self._janitor: asyncio.Task | None = None
@@ -58,6 +64,16 @@ class Runtime:
         if self.spans is not None:
             self.spans.start()
             tracing.install(self.spans)
+        self.jobs = LocalRunner(self.db, {}, workers=self.settings.job_workers,
+                                heartbeat_s=min(5.0, self.settings.job_stale_after_s / 3),
+                                stale_after_s=self.settings.job_stale_after_s)
+        self.knowledge = KnowledgeService(self.db, self.settings.home_dir,
+                                          Inference(self.router, lambda: self.catalog, loop),
+                                          parser_registry(self.pm, self.settings),
+                                          url_allow=self.settings.kb_url_allow_list, wake=self.jobs.wake)
+        self.jobs.handlers[INGEST] = self.knowledge.run_job
+        if self.settings.job_workers:
+            await loop.run_in_executor(None, self.jobs.start)
         self._poller = loop.create_task(self._poll())
         self._janitor = loop.create_task(self._retention())
 
@@ -65,10 +81,15 @@ class Runtime:
         for task in (self._poller, self._janitor):
             if task:
                 task.cancel()
+        loop = asyncio.get_running_loop()
+        if self.jobs is not None:
+            await loop.run_in_executor(None, self.jobs.stop)  # workers may be waiting on this loop
+        if self.knowledge is not None:
+            self.knowledge.close()
         await self.usage.close()
         if self.spans is not None:
             tracing.install(None)
-            await asyncio.get_running_loop().run_in_executor(None, self.spans.close)
+            await loop.run_in_executor(None, self.spans.close)
         for p in self.providers.values():
             await p.aclose()
 

@@ -64,7 +64,7 @@ def test_builtins_register_through_the_plugin_hook() -> None:
     pm.add_hookspecs(hookspecs)
     pm.register(builtin)
     parsers = [p for batch in pm.hook.register_parsers(settings=Settings()) for p in batch]
-    assert sorted(p.name for p in parsers) == ["csv", "docx", "html", "markdown", "pdf", "pptx", "text", "xlsx"]
+    assert sorted(p.name for p in parsers) == ["csv", "docx", "html", "image", "markdown", "pdf", "pptx", "text", "xlsx"]
 
 
 # ---- plain text and Markdown ---------------------------------------------------------------------------

@@ -1,0 +1,291 @@
+"""``temper kb create|list|add|status|search|ask|retry|delete``: knowledge bases on a running server."""
+from __future__ import annotations
+
+import json
+import mimetypes
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from temper.cli.client import Client
+from temper.cli.common import clean_errors, console, err, table
+from temper.config import get_settings
+from temper.errors import InvalidRequest
+from temper.plugins import parser_registry, plugin_manager
+
+app = typer.Typer(no_args_is_help=True)
+UPLOAD_BATCH_FILES = 32
+UPLOAD_BATCH_BYTES = 32 * 1024 * 1024
+URL = typer.Option(None, "--server", help="Server base URL (default TEMPER_URL or http://TEMPER_HOST:TEMPER_PORT).")
+
+
+def _kb(client: Client, name_or_id: str) -> dict[str, Any]:
+    """A knowledge base by id or by name."""
+    for kb in client.request("GET", "/api/v1/knowledge-bases")["data"]:
+        if name_or_id in (kb["id"], kb["name"]):
+            return kb
+    raise InvalidRequest(f"No knowledge base named or with id {name_or_id!r}; see `temper kb list`.")
+
+
+def _metadata(pairs: list[str] | None) -> dict[str, Any]:
+    """``key=value`` pairs; values that read as JSON numbers or booleans become those."""
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        k, sep, v = pair.partition("=")
+        if not sep or not k.strip():
+            raise InvalidRequest(f"--meta takes key=value, not {pair!r}.")
+        try:
+            value = json.loads(v)
+            out[k.strip()] = value if isinstance(value, (int, float, bool)) else v
+        except ValueError:
+            out[k.strip()] = v
+    return out
+
+
+@app.command()
+@clean_errors
+def create(name: str = typer.Argument(..., help="Any script: 客服知识库, product-docs, ..."),
+           description: str = typer.Option("", help="What it holds."),
+           embedding_model: str = typer.Option("multilingual-e5-small", help="An embedding model of the plaza."),
+           strategy: str = typer.Option("structure", help="Chunking: structure, fixed or parent_child."),
+           chunk_tokens: int = typer.Option(350, help="Target tokens of a searched chunk (at most 480)."),
+           answer_model: str = typer.Option(None, help="The chat model that writes answers."),
+           server: str = URL) -> None:
+    """Create a knowledge base."""
+    config: dict[str, Any] = {"chunking": {"strategy": strategy, "chunk_tokens": chunk_tokens}}
+    if answer_model:
+        config["answer"] = {"model": answer_model}
+    kb = Client(server).request("POST", "/api/v1/knowledge-bases", json={
+        "name": name, "description": description, "embedding_model": embedding_model, "config": config})
+    console.print(f"created [bold]{escape(kb['name'])}[/bold] ({kb['id']})")
+
+
+@app.command("list")
+@clean_errors
+def list_(server: str = URL) -> None:
+    """Knowledge bases with their documents and chunks."""
+    t = table("id", "name", "documents", "indexed", "failed", "chunks", "embedding model")
+    for kb in Client(server).request("GET", "/api/v1/knowledge-bases")["data"]:
+        d = kb["documents"]
+        t.add_row(kb["id"], escape(kb["name"]), str(d["total"]), str(d["indexed"]),
+                  f"[red]{d['failed']}[/red]" if d["failed"] else "0", str(kb["chunks"]), kb["embedding_model"])
+    console.print(t)
+
+
+def _files(paths: list[Path], extensions: set[str]) -> list[tuple[Path, str]]:
+    """(file, name kept in the knowledge base): folders are walked, unsupported files skipped."""
+    out: list[tuple[Path, str]] = []
+    for p in paths:
+        if p.is_dir():
+            for f in sorted(p.rglob("*")):
+                if f.is_file() and f.suffix.lower() in extensions and not f.name.startswith("."):
+                    out.append((f, f"{p.name}/{f.relative_to(p).as_posix()}"))
+        elif p.is_file():
+            out.append((p, p.name))
+        else:
+            raise InvalidRequest(f"{p}: no such file or folder.")
+    return out
+
+
+def _batches(files: list[tuple[Path, str]]) -> list[list[tuple[Path, str]]]:
+    batches: list[list[tuple[Path, str]]] = [[]]
+    size = 0
+    for f in files:
+        n = f[0].stat().st_size
+        if batches[-1] and (len(batches[-1]) >= UPLOAD_BATCH_FILES or size + n > UPLOAD_BATCH_BYTES):
+            batches.append([])
+            size = 0
+        batches[-1].append(f)
+        size += n
+    return batches
+
+
+@app.command()
+@clean_errors
+def add(kb: str = typer.Argument(..., help="Knowledge base name or id."),
+        paths: list[Path] = typer.Argument(None, help="Files and folders (walked for supported files)."),
+        url: list[str] = typer.Option(None, "--url", help="A web page to fetch (repeatable; the server's "
+                                      "TEMPER_KB_URL_ALLOW must allow its host)."),
+        meta: list[str] = typer.Option(None, "--meta", help="key=value metadata for every document (repeatable)."),
+        wait: bool = typer.Option(True, "--wait/--no-wait", help="Follow ingestion with a progress bar."),
+        server: str = URL) -> None:
+    """Add files, folders and web pages; unchanged files are skipped. Shows ingestion progress."""
+    client = Client(server)
+    target = _kb(client, kb)
+    metadata = _metadata(meta)
+    files = _files(paths or [], set(parser_registry(plugin_manager(), get_settings()).extensions()))
+    if not files and not url:
+        raise InvalidRequest("Nothing to add: give files, folders or --url.")
+    jobs, queued, skipped = [], 0, 0
+    with Progress(TextColumn("uploading"), BarColumn(), MofNCompleteColumn(), console=err,
+                  transient=True) as bar:
+        task = bar.add_task("upload", total=len(files))
+        for batch in _batches(files) if files else []:
+            handles = [("files", (name, path.read_bytes(), mimetypes.guess_type(name)[0] or "application/octet-stream"))
+                       for path, name in batch]
+            got = client.request("POST", f"/api/v1/knowledge-bases/{target['id']}/documents", files=handles,
+                                 data={"metadata": orjson.dumps(metadata).decode()})
+            jobs.append(got["job"])
+            queued, skipped = queued + len(got["documents"]), skipped + len(got["skipped"])
+            bar.advance(task, len(batch))
+    if url:
+        got = client.request("POST", f"/api/v1/knowledge-bases/{target['id']}/documents/urls",
+                             json={"urls": url, "metadata": metadata})
+        jobs.append(got["job"])
+        queued += len(got["documents"])
+    console.print(f"{queued} queued, {skipped} unchanged (skipped)")
+    jobs = [j for j in jobs if j]
+    if wait and jobs:
+        _follow(client, [j["id"] for j in jobs])
+        _failures(client, target["id"])
+
+
+def _follow(client: Client, job_ids: list[str]) -> None:
+    """Progress bars until every job has finished."""
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[note]}"),
+                  TimeElapsedColumn(), console=err) as bar:
+        tasks = {j: bar.add_task(f"ingest {i + 1}/{len(job_ids)}", total=None, note="queued")
+                 for i, j in enumerate(job_ids)}
+        pending = set(job_ids)
+        while pending:
+            for job_id in sorted(pending):
+                job = client.request("GET", f"/api/v1/jobs/{job_id}")
+                bar.update(tasks[job_id], completed=job["done"], total=job["total"] or None,
+                           note=escape(job["error"] or job["message"] or ""))
+                if job["status"] in ("succeeded", "failed", "cancelled"):
+                    pending.discard(job_id)
+                    if job["status"] != "succeeded":
+                        err.print(f"[red]{job['status']}:[/red] {escape(job['error'] or job['message'] or '')}")
+            time.sleep(0.3)
+
+
+def _failures(client: Client, kb_id: str) -> None:
+    failed = client.request("GET", f"/api/v1/knowledge-bases/{kb_id}/documents", params={"status": "failed"})["data"]
+    if failed:
+        t = table("document", "source", "error", title=f"{len(failed)} failed (retry with `temper kb retry`)")
+        for d in failed:
+            t.add_row(d["id"], escape(d["source"]), f"[red]{escape(d['error'] or '')}[/red]")
+        console.print(t)
+
+
+@app.command()
+@clean_errors
+def status(kb: str = typer.Argument(..., help="Knowledge base name or id."),
+           failed: bool = typer.Option(False, "--failed", help="Only failed documents."),
+           limit: int = typer.Option(50, min=1, max=1000, help="Documents to list."),
+           server: str = URL) -> None:
+    """Documents with their status, chunks and errors, and the latest ingestion jobs."""
+    client = Client(server)
+    target = client.request("GET", f"/api/v1/knowledge-bases/{_kb(client, kb)['id']}")
+    d = target["documents"]
+    console.print(f"[bold]{escape(target['name'])}[/bold] ({target['id']}): {d['total']} documents — {d['indexed']} "
+                  f"indexed, {d['queued'] + d['processing']} in progress, {d['failed']} failed; "
+                  f"{target['chunks']} chunks ({target['indexed_chunks']} in the index)")
+    for job in target["jobs"]:
+        console.print(f"  job {job['id']}: {job['status']} {job['percent']}% — {escape(job['error'] or job['message'])}")
+    docs = client.request("GET", f"/api/v1/knowledge-bases/{target['id']}/documents",
+                          params={"limit": limit, **({"status": "failed"} if failed else {})})["data"]
+    t = table("document", "source", "title", "status", "chunks", "tokens", "error")
+    colour = {"indexed": "green", "failed": "red", "processing": "yellow", "queued": "dim"}
+    for doc in docs:
+        t.add_row(doc["id"], escape(doc["source"]), escape(doc["title"]),
+                  f"[{colour[doc['status']]}]{doc['status']}[/]", str(doc["chunks"]), str(doc["tokens"]),
+                  escape(doc["error"] or ""))
+    console.print(t)
+
+
+def _where(hit: dict[str, Any]) -> str:
+    where = " › ".join([hit["source"], *hit["section"]])
+    return where + (f" p.{hit['page']}" if hit["page"] is not None else "")
+
+
+@app.command()
+@clean_errors
+def search(kb: str = typer.Argument(..., help="Knowledge base name or id."),
+           query: str = typer.Argument(...),
+           top_k: int = typer.Option(5, min=1, max=100),
+           mode: str = typer.Option(None, help="hybrid, dense or keyword (default: the knowledge base's)."),
+           rerank: bool = typer.Option(None, "--rerank/--no-rerank", help="Default: the knowledge base's."),
+           filter: str = typer.Option(None, "--filter", help='Metadata filter as JSON: {"dept": "sales"}.'),
+           server: str = URL) -> None:
+    """Retrieve chunks: which retrievers found each one, at what rank, and the final score."""
+    client = Client(server)
+    retrieval: dict[str, Any] = {k: v for k, v in (("mode", mode), ("rerank", rerank)) if v is not None}
+    body: dict[str, Any] = {"query": query, "top_k": top_k, "retrieval": retrieval or None}
+    if filter:
+        try:
+            body["filter"] = json.loads(filter)
+        except ValueError:
+            raise InvalidRequest("--filter must be a JSON object.") from None
+    got = client.request("POST", f"/api/v1/knowledge-bases/{_kb(client, kb)['id']}/retrieve", json=body)
+    t = table("#", "score", "found by", "where", "text")
+    for n, h in enumerate(got["data"], 1):
+        found = " ".join(f"{name}#{r['rank']}" for name, r in h["retrievers"].items())
+        t.add_row(str(n), f"{h['score']:.3f}", found, escape(_where(h)), escape(" ".join(h["text"].split())[:160]))
+    console.print(t)
+
+
+@app.command()
+@clean_errors
+def ask(kb: str = typer.Argument(..., help="Knowledge base name or id."),
+        question: str = typer.Argument(...),
+        model: str = typer.Option(None, help="The chat model (default: the knowledge base's)."),
+        server: str = URL) -> None:
+    """Ask a question: the answer streams in, then the sources it cites; refuses when the documents don't say."""
+    client = Client(server)
+    body: dict[str, Any] = {"question": question, "stream": True, "answer": {"model": model} if model else None}
+    final: dict[str, Any] = {}
+    with client.stream("POST", f"/api/v1/knowledge-bases/{_kb(client, kb)['id']}/answer", json=body) as r:
+        for line in r.iter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            event = orjson.loads(line[6:])
+            if "error" in event:
+                raise InvalidRequest(event["error"]["message"])
+            if event["type"] == "delta":
+                console.print(event["text"], end="", highlight=False, markup=False)
+            elif event["type"] == "answer":
+                final = event
+    if final.get("refused"):
+        console.print(final["answer"], highlight=False, markup=False)
+        err.print(f"[dim]refused: {final['refusal_reason']}[/dim]")
+        return
+    console.print()
+    for s in final.get("citations") or final.get("sources") or []:
+        console.print(f"[dim][{s['n']}] {escape(_where(s))} (chunk {s['chunk_id']})[/dim]")
+
+
+@app.command()
+@clean_errors
+def retry(kb: str = typer.Argument(..., help="Knowledge base name or id."),
+          wait: bool = typer.Option(True, "--wait/--no-wait"), server: str = URL) -> None:
+    """Ingest the failed documents again."""
+    client = Client(server)
+    target = _kb(client, kb)
+    got = client.request("POST", f"/api/v1/knowledge-bases/{target['id']}/documents/retry", json={})
+    console.print(f"{len(got['documents'])} queued again")
+    if wait and got["job"]:
+        _follow(client, [got["job"]["id"]])
+        _failures(client, target["id"])
+
+
+@app.command()
+@clean_errors
+def delete(kb: str = typer.Argument(..., help="Knowledge base name or id."),
+           document: str = typer.Argument(None, help="Only this document (id); else the whole knowledge base."),
+           yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask."),
+           server: str = URL) -> None:
+    """Delete a document, or a whole knowledge base, from the database and every index."""
+    client = Client(server)
+    target = _kb(client, kb)
+    what = f"document {document}" if document else f"knowledge base {target['name']} and its documents"
+    if not yes and not typer.confirm(f"Delete {what}?"):
+        raise typer.Exit(1)
+    path = f"/api/v1/knowledge-bases/{target['id']}" + (f"/documents/{document}" if document else "")
+    client.request("DELETE", path)
+    console.print(f"deleted {escape(what)}")

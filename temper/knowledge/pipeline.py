@@ -1,0 +1,294 @@
+"""The ingestion job: parse → chunk → embed in batches → index → publish, one knowledge base per job.
+
+Two stages overlap: a preparing thread loads, parses and chunks documents (and stores their chunks under
+a new, invisible generation) while the job's own thread embeds chunks in batches that may span documents
+and writes them to the index. A document is published (made visible, atomically) as soon as its last
+chunk is indexed, and the chunks it replaced leave the index then. A failure fails that document only,
+with its message; chunks of a generation that never went live are removed from the index.
+
+Restarts are safe: a job run again (after ``kill -9``, or a retry) skips the documents it already
+published and rebuilds the others from scratch (``store.begin`` hands back the leftovers to delete).
+"""
+from __future__ import annotations
+
+import contextvars
+import logging
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from temper.errors import TemperError
+from temper.jobs.local import Cancelled, JobContext
+from temper.knowledge import config as kbconfig
+from temper.knowledge import store
+from temper.knowledge.chunking import chunk_document, embed_text
+from temper.knowledge.types import Chunk, IndexedChunk, KnowledgeIndex, ParseError
+from temper.ops import tracing
+
+if TYPE_CHECKING:
+    from temper.knowledge.service import KnowledgeService
+
+log = logging.getLogger("temper.knowledge")
+JOB_KIND = "kb.ingest"
+EMBED_BATCH = 16  # chunks per embedding call: big enough to amortise the call, small enough for progress
+PREPARED_AHEAD = 8  # documents parsed ahead of embedding
+
+
+@dataclass
+class Prepared:
+    """A parsed, chunked document whose chunks are stored (invisible) and wait to be embedded."""
+
+    doc: dict[str, Any]
+    generation: int = 0
+    title: str = ""
+    searchable: list[tuple[int, Chunk, str]] = field(default_factory=list)  # (chunk id, chunk, embed text)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    unchanged: bool = False  # a fetched source whose content is what is already indexed
+
+
+class IngestJob:
+    def __init__(self, service: KnowledgeService, ctx: JobContext) -> None:
+        self.service = service
+        self.ctx = ctx
+        self.db = service.db
+        self.kb = store.get_kb(self.db, ctx.payload["kb_id"])
+        self.config = kbconfig.parse(self.kb["config"])
+        self.index: KnowledgeIndex | None = service.index(self.kb["id"])  # made at the first embedding
+        self.docs = store.pending(self.db, list(ctx.payload["document_ids"]))
+        self.stop = threading.Event()
+        # progress
+        self.docs_done = self.docs_failed = self.docs_prepared = 0
+        self.chunks_known = self.chunks_done = 0
+        # chunks written to the index for generations not yet live: removed if their document fails
+        self.unpublished: dict[str, list[int]] = {}
+
+    def run(self) -> str:
+        total = len(self.docs)
+        with tracing.span(f"ingest {self.kb['name']}", "ingest", {
+                "temper.kb.id": self.kb["id"], "temper.ingest.documents": total,
+                "temper.job.id": self.ctx.job_id, "temper.job.attempt": self.ctx.attempt},
+                workspace_id=self.kb["workspace_id"]) as root:
+            self._report(force=True)
+            try:
+                self._embed_and_index(self._prepared())
+            except Cancelled:
+                self._abandon("ingestion cancelled")
+                raise
+            finally:
+                self.stop.set()
+            root.set({"temper.ingest.indexed": self.docs_done, "temper.ingest.failed": self.docs_failed,
+                      "temper.ingest.chunks": self.chunks_done})
+        if total and self.docs_failed == total:
+            raise RuntimeError(f"all {total} documents failed; see each document's error")
+        return (f"{self.docs_done} of {total} documents indexed ({self.chunks_done} chunks)"
+                + (f", {self.docs_failed} failed" if self.docs_failed else ""))
+
+    # --- stage 1: load, parse, chunk, store (a thread of its own) -------------------------------------------
+
+    def _prepared(self) -> Iterator[Prepared]:
+        out: queue.Queue[Prepared | BaseException | None] = queue.Queue(PREPARED_AHEAD)
+        ctx = contextvars.copy_context()  # the preparing thread's spans go under the job's trace
+
+        def work() -> None:
+            try:
+                for doc in self.docs:
+                    if self.stop.is_set():
+                        break
+                    out.put(self._prepare(doc))
+                out.put(None)
+            except BaseException as e:  # noqa: BLE001 - handed to the job thread, which raises it
+                out.put(e)
+
+        thread = threading.Thread(target=ctx.run, args=(work,), name="temper-ingest-prepare", daemon=True)
+        thread.start()
+        try:
+            while (item := out.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            self.stop.set()
+            while thread.is_alive():  # unblock a producer waiting on a full queue
+                try:
+                    out.get_nowait()
+                except queue.Empty:
+                    thread.join(0.05)
+
+    def _prepare(self, doc: dict[str, Any]) -> Prepared:
+        p = Prepared(doc)
+        try:
+            p.generation, stale = store.begin(self.db, doc["id"])
+            self._delete(stale)
+            with tracing.span("parse", "ingest", {"temper.document.id": doc["id"],
+                                                  "temper.document.source": doc["source"]}) as s:
+                loaded = self.service.load(doc)
+                if loaded is None:
+                    p.unchanged = True
+                    return p
+                parser = self.service.parsers.for_file(loaded.filename, loaded.media_type)
+                parts = parser.parse(loaded.data, loaded.filename, {})
+                s.set({"temper.parser": parser.name, "temper.ingest.parts": len(parts),
+                       "temper.ingest.blocks": sum(len(d.blocks) for d in parts),
+                       "temper.ingest.bytes": len(loaded.data)})
+            with tracing.span("chunk", "ingest", {"temper.document.id": doc["id"],
+                                                  "temper.chunking.strategy": self.config.chunking.strategy}) as s:
+                chunks, texts = self._chunk(doc, parts)
+                s.set({"temper.ingest.chunks": len(texts), "temper.ingest.tokens": sum(c.tokens for c in chunks)})
+            if not texts:
+                raise ParseError("no text found in this source"
+                                 + (" (scanned pages need OCR)" if any(d.metadata.get("pages_without_text")
+                                                                      for d in parts) else ""))
+            ids = store.write_chunks(self.db, doc["id"], p.generation, chunks)
+            p.searchable = [(i, c, texts[c.ordinal]) for i, c in zip(ids, chunks) if c.role == "chunk"]
+            p.title = parts[0].title or doc["title"] or doc["source"].rsplit("/", 1)[-1]
+            p.metadata = {**loaded.metadata, **{k: v for k, v in parts[0].metadata.items()
+                                                if isinstance(v, (str, int, float, bool))}}
+        except Cancelled:
+            raise
+        except Exception as e:  # noqa: BLE001 - this document fails; the others go on
+            p.error = _message(e)
+        return p
+
+    def _chunk(self, doc: dict[str, Any], parts: list) -> tuple[list[Chunk], dict[int, str]]:
+        """Chunks of every part of a source, numbered through; and the text to embed for each searchable one
+        (by ordinal). A part (a sheet, a row) keeps its own title in the contextual header."""
+        config = self.config.chunking.config()
+        chunks: list[Chunk] = []
+        texts: dict[int, str] = {}
+        for part in parts:
+            offset = len(chunks)
+            title = part.title or doc["title"] or doc["source"].rsplit("/", 1)[-1]
+            for c in chunk_document(part, config):
+                c.ordinal += offset
+                if c.parent is not None:
+                    c.parent += offset
+                if part.source_suffix:
+                    c.metadata = {**c.metadata, "part": part.source_suffix, "part_title": title}
+                chunks.append(c)
+                if c.role == "chunk":
+                    texts[c.ordinal] = embed_text(c, title)
+        return chunks, texts
+
+    # --- stage 2: embed in batches, index, publish ----------------------------------------------------------
+
+    def _embed_and_index(self, prepared: Iterator[Prepared]) -> None:
+        waiting: dict[str, tuple[Prepared, int]] = {}  # document id → (prepared, chunks not yet indexed)
+        batch: list[tuple[Prepared, int, Chunk, str]] = []
+        for p in prepared:
+            self.docs_prepared += 1
+            if p.error is not None:
+                self._fail(p, p.error)
+                continue
+            if p.unchanged:
+                self.docs_done += 1
+                self._report()
+                continue
+            self.chunks_known += len(p.searchable)
+            waiting[p.doc["id"]] = (p, len(p.searchable))
+            for chunk_id, chunk, text in p.searchable:
+                batch.append((p, chunk_id, chunk, text))
+                if len(batch) >= EMBED_BATCH:
+                    self._flush(batch, waiting)
+                    batch = []
+            self._report()
+        if batch:
+            self._flush(batch, waiting)
+
+    def _flush(self, batch: list[tuple[Prepared, int, Chunk, str]], waiting: dict[str, tuple[Prepared, int]]) -> None:
+        docs = {p.doc["id"]: p for p, *_ in batch if p.doc["id"] in waiting}
+        batch = [b for b in batch if b[0].doc["id"] in docs]  # drop chunks of documents that failed meanwhile
+        if not batch:
+            return
+        model = self.kb["embedding_model"]
+        try:
+            with tracing.span("embed", "ingest", {"temper.ingest.chunks": len(batch), tracing.REQUEST_MODEL: model}):
+                vectors, _ = self.service.inference.blocking(
+                    self.service.inference.embed(model, [text for *_, text in batch], "passage"))
+            if self.index is None:
+                self.index = self.service.index(self.kb["id"], dim=vectors.shape[1])
+            with tracing.span("index", "ingest", {"temper.ingest.chunks": len(batch)}):
+                self.index.upsert([IndexedChunk(id=chunk_id, kb_id=self.kb["id"], document_id=p.doc["id"],
+                                                vector=vectors[i].tolist(), text=text,
+                                                payload=_payload(p, chunk))
+                                   for i, (p, chunk_id, chunk, text) in enumerate(batch)])
+        except Exception as e:  # noqa: BLE001 - the documents of this batch fail; the job goes on
+            for p in docs.values():
+                waiting.pop(p.doc["id"], None)
+                self._fail(p, _message(e))
+            return
+        for p, chunk_id, _, _ in batch:
+            self.unpublished.setdefault(p.doc["id"], []).append(chunk_id)
+            prepared, left = waiting[p.doc["id"]]
+            waiting[p.doc["id"]] = (prepared, left - 1)
+        self.chunks_done += len(batch)
+        for doc_id in list(docs):
+            prepared, left = waiting[doc_id]
+            if left == 0:
+                del waiting[doc_id]
+                self._publish(prepared)
+        self._report()
+
+    def _publish(self, p: Prepared) -> None:
+        try:
+            replaced = store.publish(self.db, p.doc["id"], p.generation, title=p.title, metadata=p.metadata)
+        except Exception as e:  # noqa: BLE001 - e.g. the document was deleted meanwhile
+            self._fail(p, _message(e))
+            return
+        self.unpublished.pop(p.doc["id"], None)
+        self._delete(replaced)
+        self.docs_done += 1
+
+    def _fail(self, p: Prepared, error: str) -> None:
+        log.warning("ingesting %s (%s) failed: %s", p.doc["source"], p.doc["id"], error)
+        self._delete(self.unpublished.pop(p.doc["id"], []))
+        store.fail(self.db, p.doc["id"], error)
+        self.docs_failed += 1
+
+    def _abandon(self, error: str) -> None:
+        """Cancelled: every document not yet published fails with ``error`` (its old chunks stay live)."""
+        for doc in self.docs:
+            if doc["id"] in self.unpublished or store.pending(self.db, [doc["id"]]):
+                self._delete(self.unpublished.pop(doc["id"], []))
+                store.fail(self.db, doc["id"], error)
+
+    def _delete(self, ids: list[int]) -> None:
+        if ids and self.index is not None:
+            self.index.delete(ids)
+
+    def _report(self, force: bool = False) -> None:
+        total_docs = len(self.docs)
+        finished = self.docs_done + self.docs_failed
+        # chunks of documents not yet parsed are estimated from those parsed so far
+        per_doc = self.chunks_known / self.docs_prepared if self.docs_prepared else 1
+        estimate = self.chunks_known + round(per_doc * (total_docs - self.docs_prepared))
+        self.ctx.progress(self.chunks_done, max(estimate, self.chunks_done, 1 if total_docs else 0),
+                          f"{finished}/{total_docs} documents · {self.chunks_done}/{estimate} chunks"
+                          + (f" · {self.docs_failed} failed" if self.docs_failed else ""), force=force)
+
+
+def _payload(p: Prepared, chunk: Chunk) -> dict[str, Any]:
+    """What filters can use: the document's user metadata, where it came from, and the chunk's page."""
+    payload: dict[str, Any] = {k: v for k, v in (p.doc["metadata"] or {}).items()
+                               if isinstance(v, (str, int, float, bool)) or (
+                                   isinstance(v, list) and all(isinstance(x, (str, int, float)) for x in v))}
+    payload.update(source=p.doc["source"], source_type=p.doc["source_type"])
+    if chunk.page is not None:
+        payload["page"] = chunk.page
+    return payload
+
+
+def _message(e: BaseException) -> str:
+    """A document's error as a person reads it: our errors as they are, anything else with its type."""
+    if isinstance(e, TemperError):
+        return e.message
+    if isinstance(e, ParseError):
+        return str(e)
+    return f"{e.__class__.__name__}: {e}"
+
+
+def run(service: KnowledgeService, ctx: JobContext) -> str:
+    """The ``kb.ingest`` job handler."""
+    return IngestJob(service, ctx).run()

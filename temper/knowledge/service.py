@@ -1,0 +1,261 @@
+"""Knowledge bases as a running server holds them: open indexes, stored sources, ingestion jobs, retrieval.
+
+The API and the console call this; the database (``store``) stays the source of truth, each knowledge
+base's index lives in ``<home>/knowledge/<kb id>/index`` (or PostgreSQL) and can be rebuilt from it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import mimetypes
+import shutil
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from temper.errors import InvalidRequest
+from temper.jobs import store as jobs
+from temper.jobs.local import JobContext
+from temper.knowledge import answer as answers
+from temper.knowledge import config as kbconfig
+from temper.knowledge import pipeline, store
+from temper.knowledge.blobs import BlobStore
+from temper.knowledge.inference import Inference
+from temper.knowledge.ingest import ParserRegistry
+from temper.knowledge.background import Background
+from temper.knowledge.retrieval import Retrieved, retrieve
+from temper.knowledge.types import Filter, KnowledgeIndex, ParseError
+from temper.store.tables import DEFAULT_WORKSPACE
+
+IndexFactory = Callable[[str, Path, int], KnowledgeIndex]  # (kb id, directory, dimensions) → index
+MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+
+
+@dataclass
+class Loaded:
+    data: bytes
+    filename: str
+    media_type: str | None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Upload:
+    filename: str  # the name the document keeps (a relative path for a folder upload)
+    data: bytes
+    media_type: str | None = None
+
+
+def default_index(kb_id: str, path: Path, dim: int) -> KnowledgeIndex:
+    from temper.knowledge.index.qdrant_edge import QdrantEdgeIndex
+
+    return QdrantEdgeIndex(path, dim)
+
+
+class KnowledgeService:
+    def __init__(self, db: str, home: Path, inference: Inference, parsers: ParserRegistry, *,
+                 index_factory: IndexFactory = default_index, url_allow: list[str] | None = None,
+                 wake: Callable[[], None] | None = None) -> None:
+        self.db = db
+        self.root = home / "knowledge"
+        self.inference = inference
+        self.parsers = parsers
+        self.index_factory = index_factory
+        self.url_allow = url_allow or []
+        self.blobs = BlobStore(self.root)
+        self.background = Background()
+        self.wake = wake or (lambda: None)
+        self._indexes: dict[str, KnowledgeIndex] = {}
+        self._lock = threading.Lock()
+
+    # --- indexes ------------------------------------------------------------------------------------------
+
+    def _meta(self, kb_id: str) -> Path:
+        return self.root / kb_id / "index.json"
+
+    def index(self, kb_id: str, dim: int | None = None) -> KnowledgeIndex | None:
+        """The open index of a knowledge base; created with ``dim`` dimensions when there is none yet
+        (None without ``dim``: nothing was ever indexed)."""
+        with self._lock:
+            index = self._indexes.get(kb_id)
+            if index is not None:
+                return index
+            meta = self._meta(kb_id)
+            if meta.exists():
+                dim = json.loads(meta.read_text())["dim"]
+            elif dim is None:
+                return None
+            else:
+                meta.parent.mkdir(parents=True, exist_ok=True)
+                meta.write_text(json.dumps({"dim": dim}))
+            assert dim is not None
+            index = self._indexes[kb_id] = self.index_factory(kb_id, self.root / kb_id / "index", dim)
+            return index
+
+    def close(self) -> None:
+        with self._lock:
+            for index in self._indexes.values():
+                index.close()
+            self._indexes.clear()
+
+    # --- knowledge bases ----------------------------------------------------------------------------------
+
+    def create(self, name: str, *, description: str = "", embedding_model: str = store.DEFAULT_EMBEDDING_MODEL,
+               config: dict[str, Any] | None = None, workspace_id: str = DEFAULT_WORKSPACE) -> dict[str, Any]:
+        entry = self.inference.model(embedding_model, "embedding")
+        cfg = kbconfig.parse(config)
+        return store.create_kb(self.db, name, description=description, embedding_model=entry.id,
+                               config=cfg.model_dump(), workspace_id=workspace_id)
+
+    def update_config(self, kb_id: str, config: dict[str, Any], workspace_id: str | None = None) -> dict[str, Any]:
+        """Change retrieval, answer or enrichment settings; chunking applies to documents ingested from now."""
+        kb = store.get_kb(self.db, kb_id, workspace_id)
+        merged = kbconfig.parse({**kb["config"], **config})
+        return store.set_config(self.db, kb_id, merged.model_dump())
+
+    def delete(self, kb_id: str, workspace_id: str | None = None) -> None:
+        store.delete_kb(self.db, kb_id, workspace_id)
+        with self._lock:
+            index = self._indexes.pop(kb_id, None)
+        if index is not None:
+            index.drop()
+        shutil.rmtree(self.root / kb_id, ignore_errors=True)
+        self.background.forget(kb_id)
+
+    # --- documents ----------------------------------------------------------------------------------------
+
+    def _ingest(self, kb: dict[str, Any], doc_ids: list[str]) -> dict[str, Any] | None:
+        if not doc_ids:
+            return None
+        job = jobs.submit(self.db, pipeline.JOB_KIND, {"kb_id": kb["id"], "document_ids": doc_ids},
+                          workspace_id=kb["workspace_id"], resource_id=kb["id"], unit="chunks")
+        self.wake()
+        return job
+
+    def add_files(self, kb_id: str, uploads: list[Upload], *, metadata: dict[str, Any] | None = None,
+                  workspace_id: str | None = None) -> dict[str, Any]:
+        """Store the sources and queue the new or changed ones; unchanged ones (same checksum) are skipped."""
+        kb = store.get_kb(self.db, kb_id, workspace_id)
+        for u in uploads:
+            if not u.filename.strip():
+                raise InvalidRequest("Every file needs a name.", param="files")
+            if len(u.data) > MAX_UPLOAD_BYTES:
+                raise InvalidRequest(f"{u.filename} is larger than {MAX_UPLOAD_BYTES >> 20} MB.", param="files")
+            try:
+                self.parsers.for_file(u.filename, u.media_type)  # an unsupported type is refused before anything
+            except ParseError as e:
+                raise InvalidRequest(str(e), param="files", code="unsupported_file_type") from None
+        queued, skipped = [], []
+        for u in uploads:
+            media_type = u.media_type or mimetypes.guess_type(u.filename)[0]
+            doc, needed = store.add_document(
+                self.db, kb_id, u.filename, source_type="file", checksum=hashlib.sha256(u.data).hexdigest(),
+                size_bytes=len(u.data), title=Path(u.filename).stem, media_type=media_type, metadata=metadata)
+            if needed:
+                self.blobs.put(kb_id, doc["id"], u.data)
+                queued.append(doc)
+            else:
+                skipped.append(doc)
+        return self._added(kb, queued, skipped)
+
+    def add_text(self, kb_id: str, title: str, text: str, *, metadata: dict[str, Any] | None = None,
+                 workspace_id: str | None = None) -> dict[str, Any]:
+        """A pasted text (Markdown) as a document named after its title."""
+        if not title.strip() or not text.strip():
+            raise InvalidRequest("A text document needs a title and some text.", param="text")
+        name = title.strip() if title.strip().lower().endswith((".md", ".txt")) else f"{title.strip()}.md"
+        return self.add_files(kb_id, [Upload(name, text.encode(), "text/markdown")], metadata=metadata,
+                              workspace_id=workspace_id)
+
+    def add_urls(self, kb_id: str, urls: list[str], *, metadata: dict[str, Any] | None = None,
+                 workspace_id: str | None = None) -> dict[str, Any]:
+        """Web pages (or files) by URL, fetched by the ingestion job within the allow-list and limits."""
+        from temper.knowledge.sources.web import check_allowed
+
+        kb = store.get_kb(self.db, kb_id, workspace_id)
+        for url in urls:
+            check_allowed(url, self.url_policy())
+        queued = [store.add_document(self.db, kb_id, url, source_type="url", checksum=None, size_bytes=0,
+                                     title=url, metadata=metadata)[0] for url in urls]
+        return self._added(kb, queued, [])
+
+    def _added(self, kb: dict[str, Any], queued: list[dict[str, Any]], skipped: list[dict[str, Any]]
+               ) -> dict[str, Any]:
+        job = self._ingest(kb, [d["id"] for d in queued])
+        return {"object": "knowledge_base.ingestion", "job": job, "documents": queued, "skipped": skipped}
+
+    def retry(self, kb_id: str, doc_ids: list[str] | None = None, workspace_id: str | None = None) -> dict[str, Any]:
+        """Queue failed documents (or the given ones) again."""
+        kb = store.get_kb(self.db, kb_id, workspace_id)
+        ids = store.requeue(self.db, kb_id, doc_ids, workspace_id=workspace_id)
+        return {"object": "knowledge_base.ingestion", "job": self._ingest(kb, ids),
+                "documents": [store.get_document(self.db, kb_id, i) for i in ids], "skipped": []}
+
+    def delete_document(self, kb_id: str, doc_id: str, workspace_id: str | None = None) -> None:
+        """Gone from the database, every index and the stored sources."""
+        store.delete_document(self.db, kb_id, doc_id, workspace_id)
+        index = self.index(kb_id)
+        if index is not None:
+            index.delete_documents([doc_id])
+        self.blobs.delete(kb_id, doc_id)
+
+    def url_policy(self) -> Any:
+        from temper.knowledge.sources.web import FetchPolicy
+
+        return FetchPolicy(allow=self.url_allow)
+
+    def load(self, doc: dict[str, Any]) -> Loaded | None:
+        """A document's bytes: stored, or fetched (None: a fetched source that has not changed)."""
+        if doc["source_type"] == "url":
+            from temper.knowledge.sources.web import fetch_url
+
+            got = fetch_url(doc["source"], self.url_policy())
+            if not store.fetched(self.db, doc["id"], hashlib.sha256(got.data).hexdigest(), len(got.data)):
+                return None
+            return Loaded(got.data, got.filename, got.media_type, {"url": got.url, **got.metadata})
+        return Loaded(self.blobs.get(doc["kb_id"], doc["id"]), doc["source"], doc["media_type"])
+
+    def run_job(self, ctx: JobContext) -> str:
+        return pipeline.run(self, ctx)
+
+    # --- retrieval ----------------------------------------------------------------------------------------
+
+    def settings_for(self, kb: dict[str, Any], retrieval: dict[str, Any] | None, answer: dict[str, Any] | None
+                     ) -> tuple[kbconfig.Retrieval, kbconfig.Answer]:
+        cfg = kbconfig.parse(kb["config"])
+        return (kbconfig.merged(cfg.retrieval, retrieval, "retrieval"),
+                kbconfig.merged(cfg.answer, answer, "answer"))
+
+    async def retrieve(self, kb_id: str, query: str, *, retrieval: dict[str, Any] | None = None,
+                       flt: Filter | None = None, history: list[dict[str, str]] | None = None,
+                       workspace_id: str | None = None) -> Retrieved:
+        kb = store.get_kb(self.db, kb_id, workspace_id)
+        settings, _ = self.settings_for(kb, retrieval, None)
+        return await retrieve(self, kb, _question(query), settings, flt=flt, history=history)
+
+    async def answer(self, kb_id: str, question: str, *, retrieval: dict[str, Any] | None = None,
+                     answer: dict[str, Any] | None = None, flt: Filter | None = None,
+                     history: list[dict[str, str]] | None = None, workspace_id: str | None = None
+                     ) -> dict[str, Any]:
+        kb = store.get_kb(self.db, kb_id, workspace_id)
+        r, a = self.settings_for(kb, retrieval, answer)
+        return await answers.answer(self, kb, _question(question), r, a, flt=flt, history=history)
+
+    def answer_stream(self, kb_id: str, question: str, *, retrieval: dict[str, Any] | None = None,
+                      answer: dict[str, Any] | None = None, flt: Filter | None = None,
+                      history: list[dict[str, str]] | None = None, workspace_id: str | None = None
+                      ) -> AsyncIterator[dict[str, Any]]:
+        kb = store.get_kb(self.db, kb_id, workspace_id)
+        r, a = self.settings_for(kb, retrieval, answer)
+        return answers.answer_stream(self, kb, _question(question), r, a, flt=flt, history=history)
+
+
+def _question(text: str) -> str:
+    text = text.strip()
+    if not text:
+        raise InvalidRequest("The question is empty.", param="query")
+    if len(text) > 4000:
+        raise InvalidRequest("The question is longer than 4000 characters.", param="query")
+    return text

@@ -1,0 +1,239 @@
+"""Management API: knowledge bases — create, add documents (files, text, URLs), watch ingestion, retrieve,
+answer with citations (JSON or SSE).
+
+Any caller may list, read, retrieve and ask within its workspace; creating, changing and deleting need
+the admin key.
+"""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+import orjson
+from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from temper.auth.keys import KeyInfo
+from temper.errors import InvalidRequest, TemperError
+from temper.jobs import store as jobs
+from temper.knowledge import store
+from temper.knowledge.service import KnowledgeService, Upload
+from temper.server.api.deps import admin, caller, runtime
+from temper.server.runtime import Runtime
+
+router = APIRouter(prefix="/api/v1/knowledge-bases", tags=["knowledge bases"])
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class KnowledgeBaseIn(Body):
+    name: str = Field(description="Letters of any script, digits, spaces, '_', '.', '-'; 1-100.")
+    description: str = ""
+    embedding_model: str = Field(store.DEFAULT_EMBEDDING_MODEL, description="An embedding model of the plaza.")
+    config: dict[str, Any] = Field(default_factory=dict, description="chunking, enrichment, retrieval, answer "
+                                   "settings (docs/knowledge.md); defaults for what is left out.")
+
+
+class KnowledgeBasePatch(Body):
+    description: str | None = None
+    config: dict[str, Any] | None = Field(None, description="Sections to change; the rest is kept.")
+
+
+class TextIn(Body):
+    title: str
+    text: str
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class UrlsIn(Body):
+    urls: list[str] = Field(min_length=1, max_length=1000)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class RetryIn(Body):
+    document_ids: list[str] | None = Field(None, description="None: every failed document.")
+
+
+class Message(Body):
+    role: Literal["user", "assistant"]
+    content: str
+
+
+class RetrieveIn(Body):
+    query: str
+    top_k: int | None = Field(None, ge=1, le=100)
+    filter: dict[str, Any] | None = Field(None, description="Metadata filter: {field: value}, {field: {in: [..]}}, "
+                                          "{field: {gte: a, lt: b}}, {field: {ne: v}}.")
+    retrieval: dict[str, Any] | None = Field(None, description="Overrides of the knowledge base's retrieval "
+                                             "settings for this call.")
+    history: list[Message] | None = Field(None, description="Earlier turns: the question is condensed with them.")
+
+    def overrides(self) -> dict[str, Any] | None:
+        extra = {"top_k": self.top_k} if self.top_k is not None else {}
+        return {**(self.retrieval or {}), **extra} or None
+
+    def turns(self) -> list[dict[str, str]] | None:
+        return [m.model_dump() for m in self.history] if self.history else None
+
+
+class AnswerIn(RetrieveIn):
+    query: str = Field(alias="question")
+    stream: bool = False
+    answer: dict[str, Any] | None = Field(None, description="Overrides of the answer settings (model, ...).")
+
+
+def _service(rt: Runtime) -> KnowledgeService:
+    assert rt.knowledge is not None
+    return rt.knowledge
+
+
+@router.post("", status_code=201)
+def create(body: KnowledgeBaseIn, key: KeyInfo = Depends(admin), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
+    return _service(rt).create(body.name, description=body.description, embedding_model=body.embedding_model,
+                               config=body.config, workspace_id=key.workspace_id)
+
+
+@router.get("")
+def list_(key: KeyInfo = Depends(caller), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
+    items = store.list_kbs(rt.db, key.workspace_id)
+    return {"object": "list", "data": items, "total": len(items)}
+
+
+@router.get("/{kb_id}")
+def get(kb_id: str, key: KeyInfo = Depends(caller), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
+    kb = store.get_kb(rt.db, kb_id, key.workspace_id)
+    kb["jobs"] = jobs.list_jobs(rt.db, workspace_id=key.workspace_id, resource_id=kb_id, limit=5)
+    index = _service(rt).index(kb_id)
+    kb["indexed_chunks"] = index.count() if index is not None else 0
+    return kb
+
+
+@router.patch("/{kb_id}")
+def update(kb_id: str, body: KnowledgeBasePatch, key: KeyInfo = Depends(admin),
+           rt: Runtime = Depends(runtime)) -> dict[str, Any]:
+    if body.description is not None:
+        store.set_description(rt.db, kb_id, body.description, key.workspace_id)
+    if body.config is not None:
+        return _service(rt).update_config(kb_id, body.config, key.workspace_id)
+    return store.get_kb(rt.db, kb_id, key.workspace_id)
+
+
+@router.delete("/{kb_id}")
+def delete(kb_id: str, key: KeyInfo = Depends(admin), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
+    _service(rt).delete(kb_id, key.workspace_id)
+    return {"id": kb_id, "object": "knowledge_base", "deleted": True}
+
+
+# --- documents ----------------------------------------------------------------------------------------------
+
+@router.post("/{kb_id}/documents", status_code=202)
+async def upload(kb_id: str, files: list[UploadFile] = File(..., description="One or more files; a file's "
+                                                                             "name may be a relative path."),
+                 metadata: str = Form("{}", description="JSON object of metadata for every file (filterable)."),
+                 key: KeyInfo = Depends(admin), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
+    try:
+        meta = orjson.loads(metadata)
+    except orjson.JSONDecodeError:
+        meta = None
+    if not isinstance(meta, dict):
+        raise InvalidRequest("'metadata' must be a JSON object.", param="metadata")
+    uploads = [Upload(f.filename or "", await f.read(), f.content_type if f.content_type != "application/octet-stream"
+                      else None) for f in files]
+    return await run_in_threadpool(_service(rt).add_files, kb_id, uploads, metadata=meta,
+                                   workspace_id=key.workspace_id)
+
+
+@router.post("/{kb_id}/documents/text", status_code=202)
+def add_text(kb_id: str, body: TextIn, key: KeyInfo = Depends(admin), rt: Runtime = Depends(runtime)
+             ) -> dict[str, Any]:
+    return _service(rt).add_text(kb_id, body.title, body.text, metadata=body.metadata, workspace_id=key.workspace_id)
+
+
+@router.post("/{kb_id}/documents/urls", status_code=202)
+def add_urls(kb_id: str, body: UrlsIn, key: KeyInfo = Depends(admin), rt: Runtime = Depends(runtime)
+             ) -> dict[str, Any]:
+    return _service(rt).add_urls(kb_id, body.urls, metadata=body.metadata, workspace_id=key.workspace_id)
+
+
+@router.post("/{kb_id}/documents/retry", status_code=202)
+def retry(kb_id: str, body: RetryIn, key: KeyInfo = Depends(admin), rt: Runtime = Depends(runtime)
+          ) -> dict[str, Any]:
+    return _service(rt).retry(kb_id, body.document_ids, key.workspace_id)
+
+
+@router.get("/{kb_id}/documents")
+def documents(kb_id: str, status: str | None = None, limit: int = Query(100, ge=1, le=1000),
+              offset: int = Query(0, ge=0), key: KeyInfo = Depends(caller), rt: Runtime = Depends(runtime)
+              ) -> dict[str, Any]:
+    items = store.list_documents(rt.db, kb_id, workspace_id=key.workspace_id, status=status, limit=limit + 1,
+                                 offset=offset)
+    return {"object": "list", "data": items[:limit], "has_more": len(items) > limit, "limit": limit,
+            "offset": offset}
+
+
+@router.get("/{kb_id}/documents/{doc_id}")
+def document(kb_id: str, doc_id: str, key: KeyInfo = Depends(caller), rt: Runtime = Depends(runtime)
+             ) -> dict[str, Any]:
+    return store.get_document(rt.db, kb_id, doc_id, key.workspace_id)
+
+
+@router.get("/{kb_id}/documents/{doc_id}/chunks")
+def chunks(kb_id: str, doc_id: str, limit: int = Query(200, ge=1, le=2000), offset: int = Query(0, ge=0),
+           key: KeyInfo = Depends(caller), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
+    items = store.live_chunks(rt.db, kb_id, doc_id, workspace_id=key.workspace_id, limit=limit, offset=offset)
+    return {"object": "list", "data": items, "limit": limit, "offset": offset}
+
+
+@router.delete("/{kb_id}/documents/{doc_id}")
+def delete_document(kb_id: str, doc_id: str, key: KeyInfo = Depends(admin), rt: Runtime = Depends(runtime)
+                    ) -> dict[str, Any]:
+    _service(rt).delete_document(kb_id, doc_id, key.workspace_id)
+    return {"id": doc_id, "object": "knowledge_base.document", "deleted": True}
+
+
+@router.get("/{kb_id}/jobs")
+def kb_jobs(kb_id: str, status: str | None = None, limit: int = Query(20, ge=1, le=200),
+            key: KeyInfo = Depends(caller), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
+    store.get_kb(rt.db, kb_id, key.workspace_id)
+    items = jobs.list_jobs(rt.db, workspace_id=key.workspace_id, resource_id=kb_id, status=status, limit=limit)
+    return {"object": "list", "data": items}
+
+
+# --- retrieval and answers ----------------------------------------------------------------------------------
+
+@router.post("/{kb_id}/retrieve")
+async def retrieve(kb_id: str, body: RetrieveIn, key: KeyInfo = Depends(caller), rt: Runtime = Depends(runtime)
+                   ) -> dict[str, Any]:
+    found = await _service(rt).retrieve(kb_id, body.query, retrieval=body.overrides(), flt=body.filter,
+                                        history=body.turns(), workspace_id=key.workspace_id)
+    return {"object": "list", "query": found.query, "rewrites": found.rewrites, "reranker": found.reranker,
+            "query_cache_hit": found.query_cache_hit, "data": [h.as_dict() for h in found.hits]}
+
+
+@router.post("/{kb_id}/answer", response_model=None)
+async def answer(kb_id: str, body: AnswerIn, key: KeyInfo = Depends(caller), rt: Runtime = Depends(runtime)
+                 ) -> dict[str, Any] | StreamingResponse:
+    service = _service(rt)
+    kwargs: dict[str, Any] = dict(retrieval=body.overrides(), answer=body.answer, flt=body.filter,
+                                  history=body.turns(), workspace_id=key.workspace_id)
+    if not body.stream:
+        return await service.answer(kb_id, body.query, **kwargs)
+    events = service.answer_stream(kb_id, body.query, **kwargs)
+    first = await anext(events)  # retrieval errors (a bad filter, a missing model) are still a plain 4xx here
+    return StreamingResponse(_sse(first, events), media_type="text/event-stream",
+                             headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
+
+
+async def _sse(first: dict[str, Any], events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+    """Server-sent events, one JSON object per ``data:`` line; an error after the start becomes an event."""
+    yield b"data: " + orjson.dumps(first) + b"\n\n"
+    try:
+        async for event in events:
+            yield b"data: " + orjson.dumps(event) + b"\n\n"
+    except TemperError as e:
+        yield b"data: " + orjson.dumps(e.body()) + b"\n\n"
+    yield b"data: [DONE]\n\n"
