@@ -84,6 +84,7 @@ def start_server(home: Path, extra_env: dict[str, str] | None = None) -> Server:
     env = {**os.environ, "TEMPER_HOME": str(home), "TEMPER_PORT": str(port), "TEMPER_LOG_LEVEL": "warning",
            "TEMPER_CATALOG_POLL_S": "0.2", "TEMPER_USAGE_FLUSH_S": "0.1", "PYTHONPATH": str(ROOT),
            "TEMPER_SIGNIN_ATTEMPTS": "1000",  # tests sign in far more often than people do
+           "TEMPER_KB_URL_ALLOW": "127.0.0.1",  # knowledge bases may fetch from the tests' loopback servers
            **(extra_env or {})}
     env.pop("TEMPER_ADMIN_KEY", None)
     log = open(home / "server.log", "w")

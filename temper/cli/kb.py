@@ -112,6 +112,13 @@ def add(kb: str = typer.Argument(..., help="Knowledge base name or id."),
         url: list[str] = typer.Option(None, "--url", help="A web page to fetch (repeatable; the server's "
                                       "TEMPER_KB_URL_ALLOW must allow its host)."),
         meta: list[str] = typer.Option(None, "--meta", help="key=value metadata for every document (repeatable)."),
+        db_url: str = typer.Option(None, "--db-url", help="A database to sync rows from (SQLAlchemy URL); with "
+                                   "--query and --key-column."),
+        query: str = typer.Option(None, "--query", help="The SELECT whose rows become documents."),
+        key_column: str = typer.Option(None, "--key-column", help="Unique, increasing column (the sync cursor)."),
+        title_column: str = typer.Option(None, "--title-column", help="Column used as each document's title."),
+        group_by: str = typer.Option(None, "--group-by", help="One document per value of this column."),
+        name: str = typer.Option(None, "--name", help="Name of the database source (default: the table's)."),
         wait: bool = typer.Option(True, "--wait/--no-wait", help="Follow ingestion with a progress bar."),
         server: str = URL) -> None:
     """Add files, folders and web pages; unchanged files are skipped. Shows ingestion progress."""
@@ -119,8 +126,8 @@ def add(kb: str = typer.Argument(..., help="Knowledge base name or id."),
     target = _kb(client, kb)
     metadata = _metadata(meta)
     files = _files(paths or [], set(parser_registry(plugin_manager(), get_settings()).extensions()))
-    if not files and not url:
-        raise InvalidRequest("Nothing to add: give files, folders or --url.")
+    if not files and not url and not db_url:
+        raise InvalidRequest("Nothing to add: give files, folders, --url or --db-url.")
     jobs, queued, skipped = [], 0, 0
     with Progress(TextColumn("uploading"), BarColumn(), MofNCompleteColumn(), console=err,
                   transient=True) as bar:
@@ -138,10 +145,42 @@ def add(kb: str = typer.Argument(..., help="Knowledge base name or id."),
                              json={"urls": url, "metadata": metadata})
         jobs.append(got["job"])
         queued += len(got["documents"])
+    if db_url:
+        if not (query and key_column):
+            raise InvalidRequest("--db-url needs --query and --key-column.")
+        got = client.request("POST", f"/api/v1/knowledge-bases/{target['id']}/sources", json={
+            "name": name or _table_name(query), "url": db_url, "query": query, "key_column": key_column,
+            "title_column": title_column, "group_by": group_by, "metadata": metadata})
+        jobs.append(got["job"])
+        console.print(f"database source {escape(got['name'])} ({got['id']}): syncing")
     console.print(f"{queued} queued, {skipped} unchanged (skipped)")
     jobs = [j for j in jobs if j]
     if wait and jobs:
         _follow(client, [j["id"] for j in jobs])
+        _failures(client, target["id"])
+
+
+def _table_name(query: str) -> str:
+    words = query.replace(",", " ").split()
+    lowered = [w.lower() for w in words]
+    return words[lowered.index("from") + 1].strip('"`[]') if "from" in lowered[:-1] else "database"
+
+
+@app.command()
+@clean_errors
+def sync(kb: str = typer.Argument(..., help="Knowledge base name or id."),
+         source: str = typer.Argument(..., help="Database source name or id (see `temper kb status`)."),
+         wait: bool = typer.Option(True, "--wait/--no-wait"), server: str = URL) -> None:
+    """Sync a database source again: only rows with a key above the last one synced are read."""
+    client = Client(server)
+    target = _kb(client, kb)
+    found = [s for s in client.request("GET", f"/api/v1/knowledge-bases/{target['id']}/sources")["data"]
+             if source in (s["id"], s["name"])]
+    if not found:
+        raise InvalidRequest(f"No source named or with id {source!r} in {target['name']}.")
+    got = client.request("POST", f"/api/v1/knowledge-bases/{target['id']}/sources/{found[0]['id']}/sync")
+    if wait:
+        _follow(client, [got["job"]["id"]])
         _failures(client, target["id"])
 
 
@@ -186,6 +225,9 @@ def status(kb: str = typer.Argument(..., help="Knowledge base name or id."),
     console.print(f"[bold]{escape(target['name'])}[/bold] ({target['id']}): {d['total']} documents — {d['indexed']} "
                   f"indexed, {d['queued'] + d['processing']} in progress, {d['failed']} failed; "
                   f"{target['chunks']} chunks ({target['indexed_chunks']} in the index)")
+    for src in client.request("GET", f"/api/v1/knowledge-bases/{target['id']}/sources")["data"]:
+        console.print(f"  source {escape(src['name'])} ({src['id']}, {src['kind']}): {src['documents']} documents, "
+                      f"synced up to {src['cursor']!r} at {src['synced_at'] or 'never'}")
     for job in target["jobs"]:
         console.print(f"  job {job['id']}: {job['status']} {job['percent']}% — {escape(job['error'] or job['message'])}")
     docs = client.request("GET", f"/api/v1/knowledge-bases/{target['id']}/documents",

@@ -50,14 +50,14 @@ class Prepared:
 
 
 class IngestJob:
-    def __init__(self, service: KnowledgeService, ctx: JobContext) -> None:
+    def __init__(self, service: KnowledgeService, ctx: JobContext, kb_id: str, document_ids: list[str]) -> None:
         self.service = service
         self.ctx = ctx
         self.db = service.db
-        self.kb = store.get_kb(self.db, ctx.payload["kb_id"])
+        self.kb = store.get_kb(self.db, kb_id)
         self.config = kbconfig.parse(self.kb["config"])
         self.index: KnowledgeIndex | None = service.index(self.kb["id"])  # made at the first embedding
-        self.docs = store.pending(self.db, list(ctx.payload["document_ids"]))
+        self.docs = store.pending(self.db, document_ids)
         self.stop = threading.Event()
         # progress
         self.docs_done = self.docs_failed = self.docs_prepared = 0
@@ -128,9 +128,12 @@ class IngestJob:
                 if loaded is None:
                     p.unchanged = True
                     return p
-                parser = self.service.parsers.for_file(loaded.filename, loaded.media_type)
-                parts = parser.parse(loaded.data, loaded.filename, {})
-                s.set({"temper.parser": parser.name, "temper.ingest.parts": len(parts),
+                if loaded.parsed is not None:
+                    parser_name, parts = "records", loaded.parsed
+                else:
+                    parser = self.service.parsers.for_file(loaded.filename, loaded.media_type)
+                    parser_name, parts = parser.name, parser.parse(loaded.data, loaded.filename, {})
+                s.set({"temper.parser": parser_name, "temper.ingest.parts": len(parts),
                        "temper.ingest.blocks": sum(len(d.blocks) for d in parts),
                        "temper.ingest.bytes": len(loaded.data)})
             with tracing.span("chunk", "ingest", {"temper.document.id": doc["id"],
@@ -291,4 +294,4 @@ def _message(e: BaseException) -> str:
 
 def run(service: KnowledgeService, ctx: JobContext) -> str:
     """The ``kb.ingest`` job handler."""
-    return IngestJob(service, ctx).run()
+    return IngestJob(service, ctx, ctx.payload["kb_id"], list(ctx.payload["document_ids"])).run()

@@ -20,13 +20,13 @@ from temper.jobs import store as jobs
 from temper.jobs.local import JobContext
 from temper.knowledge import answer as answers
 from temper.knowledge import config as kbconfig
-from temper.knowledge import pipeline, store
+from temper.knowledge import pipeline, store, sync
 from temper.knowledge.blobs import BlobStore
 from temper.knowledge.inference import Inference
 from temper.knowledge.ingest import ParserRegistry
 from temper.knowledge.background import Background
 from temper.knowledge.retrieval import Retrieved, retrieve
-from temper.knowledge.types import Filter, KnowledgeIndex, ParseError
+from temper.knowledge.types import Filter, KnowledgeIndex, ParsedDocument, ParseError
 from temper.store.tables import DEFAULT_WORKSPACE
 
 IndexFactory = Callable[[str, Path, int], KnowledgeIndex]  # (kb id, directory, dimensions) → index
@@ -39,6 +39,7 @@ class Loaded:
     filename: str
     media_type: str | None
     metadata: dict[str, Any] = field(default_factory=dict)
+    parsed: list[ParsedDocument] | None = None  # already in blocks (database rows): no parser needed
 
 
 @dataclass
@@ -172,11 +173,15 @@ class KnowledgeService:
     def add_urls(self, kb_id: str, urls: list[str], *, metadata: dict[str, Any] | None = None,
                  workspace_id: str | None = None) -> dict[str, Any]:
         """Web pages (or files) by URL, fetched by the ingestion job within the allow-list and limits."""
+        from temper.knowledge.sources import SourceError
         from temper.knowledge.sources.web import check_allowed
 
         kb = store.get_kb(self.db, kb_id, workspace_id)
         for url in urls:
-            check_allowed(url, self.url_policy())
+            try:
+                check_allowed(url, self.url_policy())
+            except SourceError as e:
+                raise InvalidRequest(str(e), param="urls", code="url_not_allowed") from None
         queued = [store.add_document(self.db, kb_id, url, source_type="url", checksum=None, size_bytes=0,
                                      title=url, metadata=metadata)[0] for url in urls]
         return self._added(kb, queued, [])
@@ -215,10 +220,40 @@ class KnowledgeService:
             if not store.fetched(self.db, doc["id"], hashlib.sha256(got.data).hexdigest(), len(got.data)):
                 return None
             return Loaded(got.data, got.filename, got.media_type, {"url": got.url, **got.metadata})
-        return Loaded(self.blobs.get(doc["kb_id"], doc["id"]), doc["source"], doc["media_type"])
+        data = self.blobs.get(doc["kb_id"], doc["id"])
+        if doc["source_type"] == "database":
+            return Loaded(data, doc["source"], sync.MEDIA_TYPE, parsed=[sync.decode(data)])
+        return Loaded(data, doc["source"], doc["media_type"])
 
-    def run_job(self, ctx: JobContext) -> str:
-        return pipeline.run(self, ctx)
+    def handlers(self) -> dict[str, Callable[[JobContext], str]]:
+        """The job kinds this service runs."""
+        return {pipeline.JOB_KIND: lambda ctx: pipeline.run(self, ctx), sync.JOB_KIND: lambda ctx: sync.run(self, ctx)}
+
+    # --- sources synced from elsewhere --------------------------------------------------------------------
+
+    def add_database(self, kb_id: str, name: str, config: dict[str, Any], *, workspace_id: str | None = None
+                     ) -> dict[str, Any]:
+        """A database query as documents (one per row, or per ``group_by`` value), synced now and on request."""
+        from temper.knowledge.sources import QueryError
+        from temper.knowledge.sources.database import check_source
+
+        kb = store.get_kb(self.db, kb_id, workspace_id)
+        try:
+            check_source(sync.source_of(config))
+        except QueryError as e:
+            raise InvalidRequest(str(e), param="query", code="invalid_source") from None
+        src = store.add_source(self.db, kb_id, "database", name, config, workspace_id=workspace_id)
+        return {**src, "job": self._sync(kb, src["id"])}
+
+    def sync_source(self, kb_id: str, source_id: str, workspace_id: str | None = None) -> dict[str, Any]:
+        kb = store.get_kb(self.db, kb_id, workspace_id)
+        return {**store.get_source(self.db, kb_id, source_id), "job": self._sync(kb, source_id)}
+
+    def _sync(self, kb: dict[str, Any], source_id: str) -> dict[str, Any]:
+        job = jobs.submit(self.db, sync.JOB_KIND, {"kb_id": kb["id"], "source_id": source_id},
+                          workspace_id=kb["workspace_id"], resource_id=kb["id"], unit="chunks")
+        self.wake()
+        return job
 
     # --- retrieval ----------------------------------------------------------------------------------------
 

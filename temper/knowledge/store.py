@@ -16,7 +16,7 @@ from temper.errors import InvalidRequest, NotFound
 from temper.ids import new_id
 from temper.knowledge.types import Chunk
 from temper.store.db import session
-from temper.store.tables import DEFAULT_WORKSPACE, KbChunk, KbDocument, KnowledgeBase, iso_utc, utcnow
+from temper.store.tables import DEFAULT_WORKSPACE, KbChunk, KbDocument, KbSource, KnowledgeBase, iso_utc, utcnow
 
 DEFAULT_EMBEDDING_MODEL = "multilingual-e5-small"
 _NAME_RE = re.compile(r"\w[\w .-]{0,99}")  # \w is Unicode: Chinese names are fine
@@ -121,6 +121,7 @@ def delete_kb(db: str, kb_id: str, workspace_id: str | None = None) -> None:
         doc_ids = select(KbDocument.id).where(KbDocument.kb_id == kb.id).scalar_subquery()
         s.execute(delete(KbChunk).where(KbChunk.document_id.in_(doc_ids)))
         s.execute(delete(KbDocument).where(KbDocument.kb_id == kb.id))
+        s.execute(delete(KbSource).where(KbSource.kb_id == kb.id))
         s.delete(kb)
 
 
@@ -327,3 +328,83 @@ def set_config(db: str, kb_id: str, config: dict[str, Any]) -> dict[str, Any]:
 def set_description(db: str, kb_id: str, description: str, workspace_id: str | None = None) -> None:
     with session(db) as s:
         _kb(s, kb_id, workspace_id).description = description
+
+
+# --- sources synced from elsewhere ------------------------------------------------------------------------
+
+def source_dict(src: KbSource, documents: int = 0) -> dict[str, Any]:
+    from sqlalchemy.engine import make_url
+
+    config = dict(src.config)
+    if config.get("url"):
+        config["url"] = make_url(config["url"]).render_as_string(hide_password=True)
+    return {"id": src.id, "object": "knowledge_base.source", "kb_id": src.kb_id, "kind": src.kind, "name": src.name,
+            "config": config, "cursor": src.cursor, "documents": documents,
+            "synced_at": iso_utc(src.synced_at) if src.synced_at else None, "created_at": iso_utc(src.created_at)}
+
+
+def add_source(db: str, kb_id: str, kind: str, name: str, config: dict[str, Any], *,
+               workspace_id: str | None = None) -> dict[str, Any]:
+    name = name.strip()
+    if not _NAME_RE.fullmatch(name) or "#" in name:
+        raise InvalidRequest("A source name has 1 to 100 letters, digits, spaces, '_', '.' or '-'.", param="name")
+    try:
+        with session(db) as s:
+            kb = _kb(s, kb_id, workspace_id)
+            src = KbSource(id=new_id("src"), kb_id=kb.id, workspace_id=kb.workspace_id, kind=kind, name=name,
+                           config=config)
+            s.add(src)
+            s.flush()
+            return source_dict(src)
+    except IntegrityError:
+        raise InvalidRequest(f"This knowledge base already has a source named {name!r}.", param="name",
+                             code="source_exists") from None
+
+
+def _source(s: Any, source_id: str, kb_id: str | None = None) -> KbSource:
+    src = s.get(KbSource, source_id)
+    if src is None or (kb_id is not None and src.kb_id != kb_id):
+        raise NotFound(f"No source with id {source_id!r} in this knowledge base.", param="source_id",
+                       code="source_not_found")
+    return src
+
+
+def source_config(db: str, source_id: str) -> tuple[dict[str, Any], Any]:
+    """A source's full configuration (with its password) and cursor: for the sync job only."""
+    with session(db) as s:
+        src = _source(s, source_id)
+        return {**src.config, "name": src.name, "kb_id": src.kb_id}, src.cursor
+
+
+def _source_documents(source_name: str) -> Any:
+    return KbDocument.source.startswith(source_name + "#", autoescape=True)
+
+
+def list_sources(db: str, kb_id: str, workspace_id: str | None = None) -> list[dict[str, Any]]:
+    with session(db) as s:
+        _kb(s, kb_id, workspace_id)
+        out = []
+        for src in s.scalars(select(KbSource).where(KbSource.kb_id == kb_id).order_by(KbSource.created_at)):
+            n = s.scalar(select(func.count()).where(KbDocument.kb_id == kb_id, _source_documents(src.name)))
+            out.append(source_dict(src, n or 0))
+        return out
+
+
+def get_source(db: str, kb_id: str, source_id: str, workspace_id: str | None = None) -> dict[str, Any]:
+    with session(db) as s:
+        _kb(s, kb_id, workspace_id)
+        return source_dict(_source(s, source_id, kb_id))
+
+
+def synced(db: str, source_id: str, cursor: Any) -> None:
+    with session(db) as s:
+        src = _source(s, source_id)
+        src.cursor, src.synced_at = cursor, utcnow()
+
+
+def pending_of_source(db: str, kb_id: str, source_name: str) -> list[str]:
+    """Documents of a source still waiting for ingestion (left by an interrupted sync)."""
+    with session(db) as s:
+        return list(s.scalars(select(KbDocument.id).where(KbDocument.kb_id == kb_id, _source_documents(source_name),
+                                                          KbDocument.status.in_(("queued", "processing")))
+                              .order_by(KbDocument.created_at)))

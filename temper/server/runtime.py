@@ -16,7 +16,6 @@ from temper.config import Settings
 from temper.errors import AuthenticationError, PermissionDenied
 from temper.jobs.local import LocalRunner
 from temper.knowledge.inference import Inference
-from temper.knowledge.pipeline import JOB_KIND as INGEST
 from temper.knowledge.service import KnowledgeService
 from temper.models.catalog import Catalog
 from temper.models.metering import Limits, MemoryLimitStore, UsageWriter, spent_by_key
@@ -71,7 +70,7 @@ class Runtime:
                                           Inference(self.router, lambda: self.catalog, loop),
                                           parser_registry(self.pm, self.settings),
                                           url_allow=self.settings.kb_url_allow_list, wake=self.jobs.wake)
-        self.jobs.handlers[INGEST] = self.knowledge.run_job
+        self.jobs.handlers.update(self.knowledge.handlers())
         if self.settings.job_workers:
             await loop.run_in_executor(None, self.jobs.start)
         self._poller = loop.create_task(self._poll())

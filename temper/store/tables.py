@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import overload
+from typing import Any, overload
 
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -366,6 +366,23 @@ class KbDocument(Base):
 
     __table_args__ = (Index("ux_kb_documents_source", "kb_id", "source", unique=True),
                       Index("ix_kb_documents_kb_status", "kb_id", "status"))
+
+
+class KbSource(Base):
+    """Where a knowledge base's documents are synced from (a database query), and how far it has read."""
+
+    __tablename__ = "kb_sources"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    kb_id: Mapped[str] = mapped_column(ForeignKey("knowledge_bases.id", ondelete="CASCADE"))
+    workspace_id: Mapped[str] = mapped_column(String(40), default=DEFAULT_WORKSPACE)
+    kind: Mapped[str] = mapped_column(String(20))  # database
+    name: Mapped[str] = mapped_column(String(100))  # prefix of its documents' sources: "crm#id=42"
+    config: Mapped[dict] = mapped_column(JSON, default=dict)  # url, query, key_column, title_column, group_by
+    cursor: Mapped[Any] = mapped_column(JSON, nullable=True)  # the largest key synced
+    synced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (Index("ux_kb_sources_name", "kb_id", "name", unique=True),)
 
 
 class KbChunk(Base):

@@ -33,3 +33,20 @@ def test_kb_commands_end_to_end(server: Server, tmp_path: Path) -> None:
     assert missing.returncode == 1 and "No knowledge base named" in missing.stderr and "Traceback" not in missing.stderr
     assert "deleted" in server.cli("kb", "delete", "cli-kb", "--yes").stdout
     assert "cli-kb" not in server.cli("kb", "list").stdout
+
+
+def test_kb_database_source_from_the_cli(server: Server, tmp_path: Path) -> None:
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "shop.db") as db:
+        db.execute("CREATE TABLE products (sku INTEGER PRIMARY KEY, name TEXT, note TEXT)")
+        db.execute("INSERT INTO products VALUES (1, 'Kettle', 'Boils 1.7 litres in three minutes.')")
+    server.cli("kb", "create", "cli-db")
+    out = server.cli("kb", "add", "cli-db", "--db-url", f"sqlite:///{tmp_path / 'shop.db'}",
+                     "--query", "SELECT sku, name, note FROM products", "--key-column", "sku", "--title-column", "name")
+    assert "database source products" in out.stdout and "1 of 1 documents indexed" in out.stderr
+    with sqlite3.connect(tmp_path / "shop.db") as db:
+        db.execute("INSERT INTO products VALUES (2, 'Toaster', 'Four slots, seven browning levels.')")
+    assert "1 of 1 documents indexed" in server.cli("kb", "sync", "cli-db", "products").stderr
+    status = server.cli("kb", "status", "cli-db").stdout
+    assert "source products" in status and "2 documents" in status and "products#sku=2" in status

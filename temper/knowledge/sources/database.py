@@ -73,6 +73,20 @@ def read_documents(source: DatabaseSource, since: Key | None = None) -> Iterator
         engine.dispose()
 
 
+def check_source(source: DatabaseSource) -> None:
+    """Fail now, with ``QueryError``, when the source could not be synced: not one SELECT, a bad URL or
+    driver, an unreachable database, or key/title/group columns the query does not return."""
+    query = _select_only(source.query)
+    engine = _engine(source.url)
+    try:
+        with engine.connect() as conn:
+            _check_columns(source, _columns(conn, query))
+    except SQLAlchemyError as e:
+        raise QueryError(f"database {_display(sa.make_url(source.url))}: {_reason(e)}") from e
+    finally:
+        engine.dispose()
+
+
 def _select_only(query: str) -> str:
     """The query without trailing semicolons and comments; refused unless it is a single SELECT."""
     # Same length, so positions stay valid; comments become blanks, literals and identifiers stay non-blank.

@@ -54,6 +54,16 @@ class UrlsIn(Body):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
+class DatabaseIn(Body):
+    name: str = Field(description="Names its documents: NAME#id=42.")
+    url: str = Field(description="SQLAlchemy URL: sqlite:///path/crm.db, postgresql+psycopg://reader@host/crm.")
+    query: str = Field(description="One SELECT.")
+    key_column: str = Field(description="Unique, increasing column: each row's identity and the sync cursor.")
+    title_column: str | None = None
+    group_by: str | None = Field(None, description="One document per value of this column, not per row.")
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
 class RetryIn(Body):
     document_ids: list[str] | None = Field(None, description="None: every failed document.")
 
@@ -157,6 +167,23 @@ def add_text(kb_id: str, body: TextIn, key: KeyInfo = Depends(admin), rt: Runtim
 def add_urls(kb_id: str, body: UrlsIn, key: KeyInfo = Depends(admin), rt: Runtime = Depends(runtime)
              ) -> dict[str, Any]:
     return _service(rt).add_urls(kb_id, body.urls, metadata=body.metadata, workspace_id=key.workspace_id)
+
+
+@router.post("/{kb_id}/sources", status_code=202)
+def add_database(kb_id: str, body: DatabaseIn, key: KeyInfo = Depends(admin), rt: Runtime = Depends(runtime)
+                 ) -> dict[str, Any]:
+    """A database query as documents, synced now (a job) and again on ``/sync``: only rows with a larger key."""
+    return _service(rt).add_database(kb_id, body.name, body.model_dump(exclude={"name"}), workspace_id=key.workspace_id)
+
+
+@router.get("/{kb_id}/sources")
+def sources(kb_id: str, key: KeyInfo = Depends(caller), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
+    return {"object": "list", "data": store.list_sources(rt.db, kb_id, key.workspace_id)}
+
+
+@router.post("/{kb_id}/sources/{source_id}/sync", status_code=202)
+def sync(kb_id: str, source_id: str, key: KeyInfo = Depends(admin), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
+    return _service(rt).sync_source(kb_id, source_id, key.workspace_id)
 
 
 @router.post("/{kb_id}/documents/retry", status_code=202)
