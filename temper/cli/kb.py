@@ -331,3 +331,85 @@ def delete(kb: str = typer.Argument(..., help="Knowledge base name or id."),
     path = f"/api/v1/knowledge-bases/{target['id']}" + (f"/documents/{document}" if document else "")
     client.request("DELETE", path)
     console.print(f"deleted {escape(what)}")
+
+
+def _chunks_by_file(client: Client, kb_id: str) -> dict[str, list[str]]:
+    """Every searchable chunk's text, by its document's file base name (what relevance is judged on)."""
+    out: dict[str, list[str]] = {}
+    offset = 0
+    while True:
+        page = client.request("GET", f"/api/v1/knowledge-bases/{kb_id}/documents", params={"limit": 500, "offset": offset})
+        for doc in page["data"]:
+            chunks = client.request("GET", f"/api/v1/knowledge-bases/{kb_id}/documents/{doc['id']}/chunks",
+                                    params={"limit": 2000})["data"]
+            out.setdefault(doc["source"].rsplit("/", 1)[-1], []).extend(c["text"] for c in chunks if c["role"] == "chunk")
+        if not page["has_more"]:
+            return out
+        offset += len(page["data"])
+
+
+@app.command("eval")
+@clean_errors
+def eval_(kb: str = typer.Argument(..., help="Knowledge base name or id."),
+          questions: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSONL: {question, answerable, "
+                                           "gold: [{file, evidence}]} per line (see docs/knowledge.md)."),
+          k: int = typer.Option(10, min=1, max=100, help="Results judged per question."),
+          output: Path = typer.Option(None, "--json", help="Also write every figure (and per-question scores) here."),
+          server: str = URL) -> None:
+    """Retrieval quality over labelled questions: recall@1/5/k, MRR and nDCG for keyword, dense, hybrid and
+    hybrid + rerank in one table, and how the refusal floor splits answerable from unanswerable questions."""
+    from statistics import median
+
+    from temper.knowledge.answer import floor
+    from temper.knowledge.config import parse
+    from temper.knowledge.evaluation import CONFIGS, Judged, aggregate, is_relevant, refusal_table
+
+    client = Client(server)
+    target = _kb(client, kb)
+    items = [json.loads(line) for line in questions.read_text(encoding="utf-8").splitlines() if line.strip()]
+    answerable = [q for q in items if q.get("answerable", True)]
+    if not answerable:
+        raise InvalidRequest(f"{questions} has no answerable questions.")
+    chunks = _chunks_by_file(client, target["id"])
+    judged: dict[str, list[Judged]] = {name: [] for name in CONFIGS}
+    latency: dict[str, list[float]] = {name: [] for name in CONFIGS}
+    top: dict[str, float] = {}
+    path = f"/api/v1/knowledge-bases/{target['id']}/retrieve"
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err, transient=True) as bar:
+        task = bar.add_task("evaluating", total=len(items) * len(CONFIGS))
+        for q in items:
+            n_relevant = sum(is_relevant(f, text, q["gold"]) for f, texts in chunks.items() for text in texts)
+            for name, config in CONFIGS.items():
+                t0 = time.perf_counter()
+                hits = client.request("POST", path, json={"query": q["question"], "top_k": k, "retrieval": config})["data"]
+                latency[name].append((time.perf_counter() - t0) * 1000)
+                if name == "hybrid + rerank":
+                    top[q["id"]] = hits[0]["score"] if hits else float("-inf")
+                if q.get("answerable", True):
+                    relevance = [is_relevant(h["source"].rsplit("/", 1)[-1], h["text"], q["gold"]) for h in hits]
+                    judged[name].append(Judged(relevance, max(n_relevant, sum(relevance))))
+                bar.advance(task)
+    results = {name: {**aggregate(j, (1, 5, k), k), "p50_ms": median(latency[name])} for name, j in judged.items()}
+    t = table("configuration", "recall@1", "recall@5", f"recall@{k}", f"MRR@{k}", f"nDCG@{k}", "p50 ms",
+              title=f"{escape(target['name'])}: {len(answerable)} answerable questions")
+    for name, m in results.items():
+        t.add_row(name, *(f"{m[c]:.3f}" for c in ("recall@1", "recall@5", f"recall@{k}", f"mrr@{k}", f"ndcg@{k}")),
+                  f"{m['p50_ms']:.1f}")
+    console.print(t)
+    report: dict[str, Any] = {"kb": target["name"], "questions": len(items), "answerable": len(answerable),
+                              "k": k, "configurations": results, "top_scores": top}
+    unanswerable = [q for q in items if not q.get("answerable", True)]
+    if unanswerable:
+        cfg = parse(target["config"])
+        current = floor(cfg.retrieval.model_copy(update={"rerank": True}), cfg.answer)
+        rows = refusal_table([top[q["id"]] for q in answerable], [top[q["id"]] for q in unanswerable])
+        t = table("refusal floor", "unanswerable refused", "answerable refused",
+                  title=f"refusals over {len(unanswerable)} unanswerable questions (current floor: {current})")
+        for r in rows:
+            mark = " ←" if current is not None and abs(r["floor"] - current) < 1e-9 else ""
+            t.add_row(f"{r['floor']}{mark}", f"{r['refused_unanswerable']:.0%}", f"{r['refused_answerable']:.0%}")
+        console.print(t)
+        report["refusals"] = rows
+    if output:
+        output.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")

@@ -91,3 +91,23 @@ def _check(ranked_relevance: Sequence[bool], n_relevant: int, k: int) -> None:
         raise ValueError(f"k must be at least 1, not {k}")
     if sum(ranked_relevance) > n_relevant:
         raise ValueError(f"{sum(ranked_relevance)} relevant chunks retrieved but only {n_relevant} exist")
+
+
+# Retrieval configurations compared by ``temper kb eval``: overrides of a knowledge base's retrieval settings.
+CONFIGS: dict[str, dict[str, object]] = {
+    "keyword (BM25)": {"mode": "keyword", "rerank": False},
+    "dense": {"mode": "dense", "rerank": False},
+    "hybrid (RRF)": {"mode": "hybrid", "rerank": False},
+    "hybrid + rerank": {"mode": "hybrid", "rerank": True},
+}
+FLOORS = (1.5, 2.0, 2.5, 3.0, 3.5, 4.0)
+
+
+def refusal_table(answerable: Sequence[float], unanswerable: Sequence[float],
+                  floors: Sequence[float] = FLOORS) -> list[dict[str, float]]:
+    """For each floor on the top result's score: the share of unanswerable questions refused (good) and of
+    answerable ones refused (bad)."""
+    if not answerable or not unanswerable:
+        raise ValueError("need answerable and unanswerable questions")
+    return [{"floor": f, "refused_unanswerable": fmean(s < f for s in unanswerable),
+             "refused_answerable": fmean(s < f for s in answerable)} for f in floors]

@@ -83,3 +83,13 @@ def test_relevance_needs_the_gold_file_and_the_evidence_modulo_whitespace() -> N
     two = [{"file": "a.html", "evidence": "第一条证据"}, {"file": "b.html", "evidence": "第二条 证据"}]
     assert is_relevant("b.html", "前文。第二条 证据。后文", two)
     assert not is_relevant("b.html", "第二条证据", two)  # collapsing keeps one space; it does not remove it
+
+
+def test_refusal_table_counts_each_side_of_each_floor() -> None:
+    from temper.knowledge.evaluation import refusal_table
+
+    rows = refusal_table([5.0, 3.0, 1.0, 4.0], [0.5, 2.2], floors=(2.0, 3.5))
+    assert rows == [{"floor": 2.0, "refused_unanswerable": 0.5, "refused_answerable": 0.25},
+                    {"floor": 3.5, "refused_unanswerable": 1.0, "refused_answerable": 0.5}]
+    with pytest.raises(ValueError):
+        refusal_table([], [1.0])
