@@ -11,12 +11,16 @@ import pytest
 
 from temper.knowledge.index.analyzer import terms
 from temper.knowledge.index.filters import parse_filter
+from temper.knowledge.index.pgvector import PgVectorIndex
 from temper.knowledge.index.qdrant_edge import QdrantEdgeIndex
 from temper.knowledge.types import IndexedChunk, KnowledgeIndex
 
-# name → factory(directory, dim): a fresh index, or the one persisted there. Add a backend here.
-BACKENDS: dict[str, Callable[[Path, int], KnowledgeIndex]] = {
-    "qdrant_edge": lambda path, dim: QdrantEdgeIndex(path, dim),
+# name → factory(directory, dim, request): a fresh index, or the one persisted there. A backend on a server takes
+# the server from a session fixture through ``request`` (PostgreSQL: conftest.py) and derives the knowledge base's
+# name from the directory, which is unique per test. Add a backend here.
+BACKENDS: dict[str, Callable[[Path, int, pytest.FixtureRequest], KnowledgeIndex]] = {
+    "qdrant_edge": lambda path, dim, request: QdrantEdgeIndex(path, dim),
+    "pgvector": lambda path, dim, request: PgVectorIndex(request.getfixturevalue("postgres_dsn"), str(path), dim),
 }
 DIM = 32
 OpenIndex = Callable[..., KnowledgeIndex]
@@ -30,7 +34,7 @@ def open_index(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     opened: list[KnowledgeIndex] = []
 
     def open_(name: str = "kb", dim: int = DIM) -> KnowledgeIndex:
-        index = factory(tmp_path / name, dim)
+        index = factory(tmp_path / name, dim, request)
         opened.append(index)
         return index
 
