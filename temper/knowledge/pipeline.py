@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from temper.errors import TemperError
 from temper.jobs.local import Cancelled, JobContext
 from temper.knowledge import config as kbconfig
-from temper.knowledge import store
+from temper.knowledge import enrich, store
 from temper.knowledge.chunking import chunk_document, embed_text
 from temper.knowledge.types import Chunk, IndexedChunk, KnowledgeIndex, ParseError
 from temper.ops import tracing
@@ -207,6 +207,7 @@ class IngestJob:
             return
         model = self.kb["embedding_model"]
         try:
+            fields = self._enrich(batch)
             with tracing.span("embed", "ingest", {"temper.ingest.chunks": len(batch), tracing.REQUEST_MODEL: model}):
                 vectors, _ = self.service.inference.blocking(
                     self.service.inference.embed(model, [text for *_, text in batch], "passage"))
@@ -214,7 +215,7 @@ class IngestJob:
                 self.index = self.service.index(self.kb["id"], dim=vectors.shape[1])
             with tracing.span("index", "ingest", {"temper.ingest.chunks": len(batch)}):
                 self.index.upsert([IndexedChunk(id=chunk_id, kb_id=self.kb["id"], document_id=p.doc["id"],
-                                                vector=vectors[i].tolist(), text=text,
+                                                vector=vectors[i].tolist(), text=text, fields=fields.get(chunk_id, {}),
                                                 payload=_payload(p, chunk))
                                    for i, (p, chunk_id, chunk, text) in enumerate(batch)])
         except Exception as e:  # noqa: BLE001 - the documents of this batch fail; the job goes on
@@ -233,6 +234,22 @@ class IngestJob:
                 del waiting[doc_id]
                 self._publish(prepared)
         self._report()
+
+    def _enrich(self, batch: list[tuple[Prepared, int, Chunk, str]]) -> dict[int, dict[str, str]]:
+        """Summary, keywords and questions per chunk from the enrichment model, stored with the chunks."""
+        model = self.config.enrichment.model
+        if not model:
+            return {}
+        inference = self.service.inference
+        out: dict[int, dict[str, str]] = {}
+        with tracing.span("enrich", "ingest", {"temper.ingest.chunks": len(batch), tracing.REQUEST_MODEL: model}) as s:
+            for _, chunk_id, chunk, _ in batch:
+                reply = inference.blocking(inference.chat(model, enrich.messages(chunk.text), max_tokens=200,
+                                                          temperature=0))
+                out[chunk_id] = enrich.parse(reply)
+            store.set_enrichment(self.db, out)
+            s.set({"temper.enriched": sum(1 for f in out.values() if f)})
+        return out
 
     def _publish(self, p: Prepared) -> None:
         try:

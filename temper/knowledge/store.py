@@ -408,3 +408,10 @@ def pending_of_source(db: str, kb_id: str, source_name: str) -> list[str]:
         return list(s.scalars(select(KbDocument.id).where(KbDocument.kb_id == kb_id, _source_documents(source_name),
                                                           KbDocument.status.in_(("queued", "processing")))
                               .order_by(KbDocument.created_at)))
+
+
+def set_enrichment(db: str, fields: dict[int, dict[str, str]]) -> None:
+    """Store each chunk's enrichment (summary, keywords, questions)."""
+    with session(db) as s:
+        for chunk_id, value in fields.items():
+            s.execute(update(KbChunk).where(KbChunk.id == chunk_id).values(enrichment=value))

@@ -260,3 +260,26 @@ def test_members_can_search_but_not_change(server: Server, kb: dict[str, Any]) -
     assert r.status_code == 200 and r.json()["data"]
     r = httpx.delete(f"{server.url}/api/v1/knowledge-bases/{kb['id']}", headers=member)
     assert r.status_code == 403 and r.json()["error"]["code"] == "admin_required"
+
+
+def test_enrichment_by_a_plaza_model_is_stored_and_searchable(server: Server) -> None:
+    from tests.upstream import Upstream
+
+    up = Upstream("Keywords: zebrafruit, 斑马果\nQuestions: What is yellow and tropical?")  # replies "hello from ..."
+    try:
+        r = server.api("POST", "/api/v1/models", json={"id": "kb-enricher", "modality": "chat",
+                                                       "provider": "openai_compat", "base_url": up.base_url,
+                                                       "upstream_model": "enrich"})
+        assert r.status_code == 201, r.text
+        kb = create_kb(server, "enriched", enrichment={"model": "kb-enricher"})
+        job = wait_job(server, upload(server, kb["id"], [("fruit.md", b"# Fruit\n\nA yellow tropical fruit.")])["job"]["id"])
+        assert job["status"] == "succeeded", job
+        assert "A yellow tropical fruit." in up.received[0]["messages"][1]["content"]
+        hits = retrieve(server, kb["id"], "zebrafruit", retrieval={"mode": "keyword"})  # only in the enrichment
+        assert [h["text"] for h in hits] == ["A yellow tropical fruit."]
+        chunk = server.api("GET", f"/api/v1/knowledge-bases/{kb['id']}/documents/{hits[0]['document_id']}/chunks"
+                           ).json()["data"][0]
+        assert chunk["enrichment"] == {"keywords": "zebrafruit, 斑马果",
+                                       "questions": "What is yellow and tropical?"}
+    finally:
+        up.close()
