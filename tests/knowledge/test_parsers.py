@@ -64,7 +64,8 @@ def test_builtins_register_through_the_plugin_hook() -> None:
     pm.add_hookspecs(hookspecs)
     pm.register(builtin)
     parsers = [p for batch in pm.hook.register_parsers(settings=Settings()) for p in batch]
-    assert sorted(p.name for p in parsers) == ["csv", "docx", "html", "image", "markdown", "pdf", "pptx", "text", "xlsx"]
+    assert sorted(p.name for p in parsers) == ["audio", "csv", "docx", "html", "image", "markdown", "pdf", "pptx",
+                                               "text", "xlsx"]
 
 
 # ---- plain text and Markdown ---------------------------------------------------------------------------
@@ -511,3 +512,11 @@ def test_the_builtin_parsers_come_through_the_plugin_hook() -> None:
     registry = parser_registry(plugin_manager(), Settings())
     assert {".pdf", ".docx", ".pptx", ".xlsx", ".csv", ".html", ".md", ".txt"} <= set(registry.extensions())
     assert registry.for_file("报告.PDF").name == registry.for_file("x.pdf").name
+
+
+def test_audio_is_skipped_with_the_reason() -> None:
+    from temper.knowledge.ingest import ParserRegistry, builtin_parsers
+
+    parser = ParserRegistry(builtin_parsers()).for_file("meeting.mp3")
+    with pytest.raises(ParseError, match="meeting.mp3: skipped .* speech-to-text model"):
+        parser.parse(b"ID3\x03\x00", "meeting.mp3", {})

@@ -9,6 +9,7 @@ from temper.knowledge.types import ParseError, Parser
 
 
 def builtin_parsers() -> list[Parser]:
+    from temper.knowledge.ingest.audio import AudioParser
     from temper.knowledge.ingest.image import ImageParser
     from temper.knowledge.ingest.markdown import MarkdownParser
     from temper.knowledge.ingest.pdf import PdfParser
@@ -19,7 +20,7 @@ def builtin_parsers() -> list[Parser]:
     from temper.knowledge.ingest.word import DocxParser
 
     return [PlainTextParser(), MarkdownParser(), HtmlParser(), PdfParser(), DocxParser(), PptxParser(),
-            CsvParser(), XlsxParser(), ImageParser()]
+            CsvParser(), XlsxParser(), AudioParser(), ImageParser()]
 
 
 class ParserRegistry:
