@@ -46,12 +46,26 @@ class Settings(BaseSettings):
                              "0: this server runs no jobs.")
     job_stale_after_s: float = Field(default=30.0, gt=0, description="A running job whose worker has not "
                                      "reported for this long (it died) is queued again.")
+    kb_index: Literal["qdrant_edge", "pgvector"] = Field(
+        default="qdrant_edge", description="Knowledge-base index backend: qdrant_edge (embedded, in the data "
+        "directory) or pgvector (PostgreSQL).")
+    kb_index_url: str | None = Field(default=None, description="PostgreSQL URL for the pgvector backend "
+                                     "(default: TEMPER_DATABASE_URL when that is PostgreSQL).")
     kb_url_allow: str = Field(default="", description="Hosts knowledge bases may fetch pages from, comma-separated "
                               "(docs.example.com, *.example.org, or URL prefixes); empty: no fetching.")
 
     @property
     def kb_url_allow_list(self) -> list[str]:
         return [x.strip() for x in self.kb_url_allow.split(",") if x.strip()]
+
+    @property
+    def kb_index_dsn(self) -> str:
+        """The libpq URL of the pgvector backend."""
+        url = self.kb_index_url or (self.database_url if (self.database_url or "").startswith("postgresql") else None)
+        if not url:
+            raise ValueError("TEMPER_KB_INDEX=pgvector needs TEMPER_KB_INDEX_URL (or a PostgreSQL TEMPER_DATABASE_URL)")
+        scheme, sep, rest = url.partition("://")
+        return "postgresql" + sep + rest if scheme.startswith("postgresql+") else url
 
     @property
     def home_dir(self) -> Path:

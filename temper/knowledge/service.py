@@ -6,7 +6,6 @@ base's index lives in ``<home>/knowledge/<kb id>/index`` (or PostgreSQL) and can
 from __future__ import annotations
 
 import hashlib
-import json
 import mimetypes
 import shutil
 import threading
@@ -49,15 +48,22 @@ class Upload:
     media_type: str | None = None
 
 
-def default_index(kb_id: str, path: Path, dim: int) -> KnowledgeIndex:
+def index_factory(backend: str, dsn: Callable[[], str]) -> IndexFactory:
+    """Indexes of the configured backend: Qdrant Edge in the knowledge base's directory, or its own tables
+    in PostgreSQL (``dsn`` is read only then)."""
+    if backend == "pgvector":
+        from temper.knowledge.index.pgvector import PgVectorIndex
+
+        url = dsn()
+        return lambda kb_id, path, dim: PgVectorIndex(url, kb_id, dim)
     from temper.knowledge.index.qdrant_edge import QdrantEdgeIndex
 
-    return QdrantEdgeIndex(path, dim)
+    return lambda kb_id, path, dim: QdrantEdgeIndex(path, dim)
 
 
 class KnowledgeService:
     def __init__(self, db: str, home: Path, inference: Inference, parsers: ParserRegistry, *,
-                 index_factory: IndexFactory = default_index, url_allow: list[str] | None = None,
+                 index_factory: IndexFactory = index_factory("qdrant_edge", str), url_allow: list[str] | None = None,
                  wake: Callable[[], None] | None = None) -> None:
         self.db = db
         self.root = home / "knowledge"
@@ -73,26 +79,20 @@ class KnowledgeService:
 
     # --- indexes ------------------------------------------------------------------------------------------
 
-    def _meta(self, kb_id: str) -> Path:
-        return self.root / kb_id / "index.json"
-
     def index(self, kb_id: str, dim: int | None = None) -> KnowledgeIndex | None:
         """The open index of a knowledge base; created with ``dim`` dimensions when there is none yet
-        (None without ``dim``: nothing was ever indexed)."""
+        (None without ``dim``: nothing was ever indexed). The dimensions live in the database, so every
+        replica opens the same index."""
         with self._lock:
             index = self._indexes.get(kb_id)
             if index is not None:
                 return index
-            meta = self._meta(kb_id)
-            if meta.exists():
-                dim = json.loads(meta.read_text())["dim"]
-            elif dim is None:
-                return None
-            else:
-                meta.parent.mkdir(parents=True, exist_ok=True)
-                meta.write_text(json.dumps({"dim": dim}))
-            assert dim is not None
-            index = self._indexes[kb_id] = self.index_factory(kb_id, self.root / kb_id / "index", dim)
+            known = store.get_kb(self.db, kb_id)["dimensions"]
+            if known is None:
+                if dim is None:
+                    return None
+                known = store.set_dim(self.db, kb_id, dim)
+            index = self._indexes[kb_id] = self.index_factory(kb_id, self.root / kb_id / "index", known)
             return index
 
     def close(self) -> None:

@@ -26,7 +26,8 @@ DOC_STATUSES = ("queued", "processing", "indexed", "failed")
 def kb_dict(kb: KnowledgeBase, counts: dict[str, int] | None = None, chunks: int = 0) -> dict[str, Any]:
     counts = counts or {}
     return {"id": kb.id, "object": "knowledge_base", "name": kb.name, "description": kb.description,
-            "workspace_id": kb.workspace_id, "embedding_model": kb.embedding_model, "config": kb.config,
+            "workspace_id": kb.workspace_id, "embedding_model": kb.embedding_model, "dimensions": kb.dim,
+            "config": kb.config,
             "documents": {status: counts.get(status, 0) for status in DOC_STATUSES} | {"total": sum(counts.values())},
             "chunks": chunks, "created_at": iso_utc(kb.created_at), "updated_at": iso_utc(kb.updated_at)}
 
@@ -415,3 +416,11 @@ def set_enrichment(db: str, fields: dict[int, dict[str, str]]) -> None:
     with session(db) as s:
         for chunk_id, value in fields.items():
             s.execute(update(KbChunk).where(KbChunk.id == chunk_id).values(enrichment=value))
+
+
+def set_dim(db: str, kb_id: str, dim: int) -> int:
+    """Record the index's dimensions when the first vectors arrive; returns the recorded value (another
+    writer's, if it was first)."""
+    with session(db) as s:
+        s.execute(update(KnowledgeBase).where(KnowledgeBase.id == kb_id, KnowledgeBase.dim.is_(None)).values(dim=dim))
+        return int(s.scalar(select(KnowledgeBase.dim).where(KnowledgeBase.id == kb_id)))

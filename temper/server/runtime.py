@@ -16,7 +16,7 @@ from temper.config import Settings
 from temper.errors import AuthenticationError, PermissionDenied
 from temper.jobs.local import LocalRunner
 from temper.knowledge.inference import Inference
-from temper.knowledge.service import KnowledgeService
+from temper.knowledge.service import KnowledgeService, index_factory
 from temper.models.catalog import Catalog
 from temper.models.metering import Limits, MemoryLimitStore, UsageWriter, spent_by_key
 from temper.models.plaza import build_catalog
@@ -69,6 +69,8 @@ class Runtime:
         self.knowledge = KnowledgeService(self.db, self.settings.home_dir,
                                           Inference(self.router, lambda: self.catalog, loop),
                                           parser_registry(self.pm, self.settings),
+                                          index_factory=index_factory(self.settings.kb_index,
+                                                                      lambda: self.settings.kb_index_dsn),
                                           url_allow=self.settings.kb_url_allow_list, wake=self.jobs.wake)
         self.jobs.handlers.update(self.knowledge.handlers())
         if self.settings.job_workers:

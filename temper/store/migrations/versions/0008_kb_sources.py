@@ -1,4 +1,4 @@
-"""knowledge-base sources synced from elsewhere (database queries): kb_sources
+"""knowledge-base sources synced from elsewhere (database queries): kb_sources; knowledge_bases.dim
 
 Revision ID: 0008
 Revises: 0007
@@ -15,6 +15,8 @@ TS = sa.DateTime(timezone=True)
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("knowledge_bases") as batch:
+        batch.add_column(sa.Column("dim", sa.Integer))  # the index's dimensions, known at the first embedding
     op.create_table(
         "kb_sources",
         sa.Column("id", sa.String(40), primary_key=True),
@@ -32,3 +34,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("kb_sources")
+    with op.batch_alter_table("knowledge_bases") as batch:
+        batch.drop_column("dim")
