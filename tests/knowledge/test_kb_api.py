@@ -116,6 +116,8 @@ def test_mixed_files_are_ingested_with_progress_counts(server: Server, kb: dict[
     assert kb["indexed_chunks"] == kb["chunks"]  # the index holds exactly the visible chunks
     chunks = server.api("GET", f"/api/v1/knowledge-bases/{kb['id']}/documents/{docs[0]['id']}/chunks").json()["data"]
     assert [c["section"] for c in chunks] == [["Returns"], ["Warranty"]]
+    page = server.api("GET", f"/api/v1/knowledge-bases/{kb['id']}/documents/{docs[0]['id']}/chunks?limit=1").json()
+    assert page["has_more"] is True and [c["section"] for c in page["data"]] == [["Returns"]]
 
 
 @pytest.mark.parametrize("query, source, words", [

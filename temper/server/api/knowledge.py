@@ -211,8 +211,9 @@ def document(kb_id: str, doc_id: str, key: KeyInfo = Depends(caller), rt: Runtim
 @router.get("/{kb_id}/documents/{doc_id}/chunks")
 def chunks(kb_id: str, doc_id: str, limit: int = Query(200, ge=1, le=2000), offset: int = Query(0, ge=0),
            key: KeyInfo = Depends(caller), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
-    items = store.live_chunks(rt.db, kb_id, doc_id, workspace_id=key.workspace_id, limit=limit, offset=offset)
-    return {"object": "list", "data": items, "limit": limit, "offset": offset}
+    items = store.live_chunks(rt.db, kb_id, doc_id, workspace_id=key.workspace_id, limit=limit + 1, offset=offset)
+    return {"object": "list", "data": items[:limit], "has_more": len(items) > limit, "limit": limit,
+            "offset": offset}
 
 
 @router.delete("/{kb_id}/documents/{doc_id}")
