@@ -28,9 +28,9 @@ def check(lang: Lang) -> list[str]:
                 problems.append(f"{q['id']}: {g['file']} is not a corpus file")
             elif collapse_whitespace(g["evidence"]) not in texts[g["file"]]:
                 problems.append(f"{q['id']}: evidence not in {g['file']}: {g['evidence']!r}")
-    spread = Counter(g["file"] for q in questions for g in q["gold"])
+    spread = Counter(file for q in questions for file in {g["file"] for g in q["gold"]})
     unanswerable = sum(not q["answerable"] for q in questions)
-    print(f"{lang}: {len(questions) - unanswerable} answerable, {unanswerable} unanswerable; "
+    print(f"{lang}: {len(questions) - unanswerable} answerable, {unanswerable} unanswerable; answerable from "
           + ", ".join(f"{name.split('.')[0]} {spread[name]}" for name in texts))
     return problems
 
