@@ -265,10 +265,10 @@ def search(kb: str = typer.Argument(..., help="Knowledge base name or id."),
         except ValueError:
             raise InvalidRequest("--filter must be a JSON object.") from None
     got = client.request("POST", f"/api/v1/knowledge-bases/{_kb(client, kb)['id']}/retrieve", json=body)
-    t = table("#", "score", "found by", "where", "text")
+    t = table("#", "relevance", "found by", "where", "text")
     for n, h in enumerate(got["data"], 1):
         found = " ".join(f"{name}#{r['rank']}" for name, r in h["retrievers"].items())
-        t.add_row(str(n), f"{h['score']:.3f}", found, escape(_where(h)), escape(" ".join(h["text"].split())[:160]))
+        t.add_row(str(n), f"{h['relevance']:.3f}", found, escape(_where(h)), escape(" ".join(h["text"].split())[:160]))
     console.print(t)
 
 
@@ -385,7 +385,7 @@ def eval_(kb: str = typer.Argument(..., help="Knowledge base name or id."),
                 hits = client.request("POST", path, json={"query": q["question"], "top_k": k, "retrieval": config})["data"]
                 latency[name].append((time.perf_counter() - t0) * 1000)
                 if name == "hybrid + rerank":
-                    top[q["id"]] = hits[0]["score"] if hits else float("-inf")
+                    top[q["id"]] = max((h["relevance"] for h in hits), default=float("-inf"))
                 if q.get("answerable", True):
                     relevance = [is_relevant(h["source"].rsplit("/", 1)[-1], h["text"], q["gold"]) for h in hits]
                     judged[name].append(Judged(relevance, max(n_relevant, sum(relevance))))

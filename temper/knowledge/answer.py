@@ -46,7 +46,8 @@ class Source:
         c = self.hit.chunk
         return {"n": self.n, "chunk_id": self.hit.id, "document_id": c["document_id"],
                 "document_title": c["document_title"], "source": c["source"], "section": c["section"],
-                "page": c["page"], "score": round(self.hit.score, 6), "text": self.text}
+                "page": c["page"], "score": round(self.hit.score, 6), "relevance": round(self.hit.relevance, 6),
+                "text": self.text}
 
 
 @dataclass
@@ -106,10 +107,10 @@ async def prepare(service: KnowledgeService, kb: dict[str, Any], question: str, 
     minimum = floor(retrieval, settings)
     if not retrieved.hits:
         p.refusal = "no_sources"
-    elif minimum is not None and retrieved.hits[0].score < minimum:
+    elif minimum is not None and max(h.relevance for h in retrieved.hits) < minimum:
         p.refusal = "below_relevance_floor"
     else:  # sources below the floor would only distract the model
-        relevant = [h for h in retrieved.hits if minimum is None or h.score >= minimum]
+        relevant = [h for h in retrieved.hits if minimum is None or h.relevance >= minimum]
         p.sources = _sources(relevant, settings.max_context_tokens)
         refusal = REFUSALS[p.lang]
         p.messages = [{"role": "system", "content": SYSTEM[p.lang].format(refusal=refusal)},

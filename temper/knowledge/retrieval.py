@@ -6,13 +6,15 @@
 Every stage is a span under one ``retrieval`` span, with the chunk ids it returned; every hit says which
 retrievers found it, at what rank and with what score.
 
-The default reranker (``rerank_model="embedding"``) needs no model call. It scores each candidate by
-- how far its stored vector's similarity to the query stands above the query's similarity to unrelated
-  text (``background.py``), in standard deviations: a raw cosine is useless as a floor (e5 scores unrelated
-  pairs 0.73–0.82), how much a chunk stands out for this very query is not;
-- plus ``KEYWORD_EVIDENCE`` when BM25 also ranked it among its first ``KEYWORD_EVIDENCE_RANKS``: shared
-  rare terms are independent evidence the embedding alone misses (names, commands, Chinese terms).
-The answer's refusal floor applies to this score.
+The default reranker (``rerank_model="embedding"``) needs no model call, and it calibrates rather than reorders.
+It gives each candidate a *relevance*: how far its stored vector's similarity to the query stands above the
+query's similarity to unrelated text (``background.py``), in standard deviations — a raw cosine is useless as
+a floor (e5 scores unrelated pairs 0.73–0.82), how much a chunk stands out for this very query is not — plus
+``KEYWORD_EVIDENCE`` when BM25 also ranked it among its first ``KEYWORD_EVIDENCE_RANKS`` (shared rare terms
+are evidence the embedding alone misses). The fused order is kept: on the Debian Reference, ordering by this
+relevance lost to the fused order (recall@10 0.92 against 0.98, docs/knowledge.md), since it holds no
+information the two retrievers lacked. Thresholds and the answer's refusal floor apply to the relevance.
+A plaza rerank model (a cross-encoder) does reorder, by its own score.
 """
 from __future__ import annotations
 
@@ -43,11 +45,18 @@ class Hit:
     chunk: dict[str, Any]
     retrievers: dict[str, dict[str, float]] = field(default_factory=dict)  # name → {rank, score}
     fused: float = 0.0
-    rerank: float | None = None
+    rerank: float | None = None  # the reranker's score: the local reranker's relevance, or a rerank model's
+    reordered: bool = False  # ranked by ``rerank`` (a rerank model) rather than by ``fused``
     parent: dict[str, Any] | None = None
 
     @property
     def score(self) -> float:
+        """What the results are ordered by."""
+        return self.rerank if self.reordered and self.rerank is not None else self.fused
+
+    @property
+    def relevance(self) -> float:
+        """What thresholds and refusal floors apply to: the reranker's score, else the fused one."""
         return self.rerank if self.rerank is not None else self.fused
 
     def as_dict(self) -> dict[str, Any]:
@@ -56,6 +65,7 @@ class Hit:
                 "source": c["source"], "section": c["section"], "page": c["page"], "text": c["text"],
                 "score": round(self.score, 6), "fused_score": round(self.fused, 6),
                 "rerank_score": None if self.rerank is None else round(self.rerank, 6),
+                "relevance": round(self.relevance, 6),
                 "retrievers": self.retrievers, "metadata": c["metadata"],
                 "parent": None if self.parent is None else {"ordinal": self.parent["ordinal"],
                                                               "text": self.parent["text"]}}
@@ -129,7 +139,7 @@ async def retrieve(service: KnowledgeService, kb: dict[str, Any], question: str,
             reranker = settings.rerank_model
             hits = await _rerank(service, kb, index, query, vector, hits[:settings.rerank_candidates], settings)
         if settings.threshold is not None:
-            hits = [h for h in hits if h.score >= settings.threshold]
+            hits = [h for h in hits if h.relevance >= settings.threshold]
         hits = hits[:settings.top_k]
         if settings.parents:
             _attach_parents(service.db, hits)
@@ -159,9 +169,10 @@ async def _rerank(service: KnowledgeService, kb: dict[str, Any], index: Knowledg
         else:
             scores = await service.inference.rerank(settings.rerank_model, query, [h.chunk["text"] for h in hits])
             for h, score in zip(hits, scores):
-                h.rerank = score
-        hits.sort(key=lambda h: -(h.rerank if h.rerank is not None else float("-inf")))
-        s.set({"temper.rerank.top": round(hits[0].rerank or 0.0, 4) if hits else 0.0}, output=[h.id for h in hits])
+                h.rerank, h.reordered = score, True
+            hits.sort(key=lambda h: -h.score)
+        s.set({"temper.rerank.top": round(max(h.relevance for h in hits), 4) if hits else 0.0},
+              output=[h.id for h in hits])
     return hits
 
 

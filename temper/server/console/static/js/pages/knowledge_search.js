@@ -39,7 +39,7 @@ function hitView(hit, i) {
   return h("div", { class: "hit", "data-test": "hit", "data-source": hit.source },
     h("div", { class: "row hit-head" },
       h("strong", { class: "mono" }, `#${i + 1}`),
-      h("span", { class: "hit-score", "data-test": "hit-score" }, t("kb.score", { score: fmtNum(hit.score, 4) })),
+      h("span", { class: "hit-score", "data-test": "hit-score" }, t("kb.score", { score: fmtNum(hit.relevance, 4) })),
       hit.rerank_score !== null && hit.rerank_score !== undefined
         ? h("span", { class: "muted small" }, t("kb.fused_score", { score: fmtNum(hit.fused_score, 4) })) : null,
       h("span", { class: "grow" }),
@@ -107,7 +107,7 @@ function sourcesView(sources, cited) {
     h("ol", { class: "sources" }, sources.map((s) => h("li", { class: `source ${citedSet.has(s.n) ? "cited" : ""}`, "data-test": "source", "data-n": String(s.n) },
       h("div", { class: "row" }, h("strong", { class: "mono" }, `[${s.n}]`), where(s, "source-where"), h("span", { class: "grow" }),
         citedSet.has(s.n) ? badge(t("kb.cited"), "ok") : null,
-        h("span", { class: "muted small" }, t("kb.score", { score: fmtNum(s.score, 3) }))),
+        h("span", { class: "muted small" }, t("kb.score", { score: fmtNum(s.relevance, 3) }))),
       h("details", {}, h("summary", { class: "small muted" }, t("kb.source_text")), h("div", { class: "chunk-text" }, s.text)))))];
 }
 
