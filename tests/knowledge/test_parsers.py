@@ -520,3 +520,21 @@ def test_audio_is_skipped_with_the_reason() -> None:
     parser = ParserRegistry(builtin_parsers()).for_file("meeting.mp3")
     with pytest.raises(ParseError, match="meeting.mp3: skipped .* speech-to-text model"):
         parser.parse(b"ID3\x03\x00", "meeting.mp3", {})
+
+
+def test_documentation_pages_keep_headings_trafilatura_drops() -> None:
+    """DocBook wraps headings in div.titlepage, which trafilatura discards: the page's own structure is used."""
+    from temper.knowledge.ingest.web import HtmlParser
+
+    para = "<p>" + "The boot loader reads its configuration and starts the kernel with its options. " * 4 + "</p>"
+    html = ("<html><head><title>Chapter 3. Boot</title></head><body><div class='navheader'><a href='/'>Home</a></div>"
+            "<div class='chapter'><div class='titlepage'><div><div><h1 class='title'><a id='c3'></a>Chapter 3. Boot"
+            "</h1></div></div></div>" + para + "<div class='section'><div class='titlepage'><div><div>"
+            "<h2 class='title'><a id='s1'></a>3.1. 引导加载程序</h2></div></div></div>" + para
+            + "<ul><li>GRUB 2</li><li>systemd-boot</li></ul><pre>grub-install /dev/sda</pre></div></div>"
+            "<footer>Copyright</footer></body></html>")
+    doc = HtmlParser().parse(html.encode(), "ch03.html", {})[0]
+    kinds = [(b.kind, b.level) for b in doc.blocks]
+    assert kinds == [("heading", 1), ("text", 0), ("heading", 2), ("text", 0), ("list", 0), ("code", 0)]
+    assert doc.blocks[2].text == "3.1. 引导加载程序" and doc.blocks[4].text == "- GRUB 2\n- systemd-boot"
+    assert "Copyright" not in " ".join(b.text for b in doc.blocks)

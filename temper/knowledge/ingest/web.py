@@ -1,4 +1,9 @@
-"""HTML: the main content (trafilatura drops navigation, footers and ads), with its structure and links."""
+"""HTML: the main content (trafilatura drops navigation, footers and ads), with its structure and links.
+
+Trafilatura is tuned for articles. On documentation pages it can drop every heading (DocBook's, wrapped in
+``div.titlepage``, all go), which would leave chunks without a section path; when a page has headings in
+its main part and trafilatura kept none, the page's own structure is walked instead (``_structured``).
+"""
 from __future__ import annotations
 
 import copy
@@ -33,7 +38,11 @@ class HtmlParser:
                                   include_tables=True, include_links=True, include_comments=False)
         main = etree.fromstring(xml.encode()).find("main") if xml else None
         blocks = _blocks(main) if main is not None else []
-        if blocks:
+        if not any(b.kind == "heading" for b in blocks) and len(_headings(_main_part(copy.deepcopy(tree)))) >= 2:
+            blocks = _structured(_main_part(copy.deepcopy(tree)))
+            links = _links(tree.iter("a"), "href", url)
+        elif blocks:
+            assert main is not None
             links = _links(main.iter("ref"), "target", url)
         else:  # nothing trafilatura counts as content (a page that is all footer or sidebar): the visible text
             blocks = _visible_text(copy.deepcopy(tree))
@@ -57,7 +66,9 @@ def _blocks(main: etree._Element) -> list[Block]:
         br.tail = "\n" + (br.tail or "")
     blocks: list[Block] = []
     for el in main:
-        if el.tag == "head":
+        if el.tag == "div":  # trafilatura keeps some containers: their children are the blocks
+            blocks.extend(_blocks(el))
+        elif el.tag == "head":
             level = _HEADING_RENDS.get(el.get("rend", ""), 2)
             blocks.append(Block(clean("".join(el.itertext())), "heading", level=level))
         elif el.tag == "list":
@@ -78,6 +89,51 @@ def _visible_text(tree: Any) -> list[Block]:
     for el in tree.iter(*_BLOCK_TAGS):
         el.tail = "\n" + (el.tail or "")
     return [Block(p) for p in map(clean, tree.text_content().split("\n")) if p]
+
+
+_HEADINGS = tuple(_HEADING_RENDS)
+_CHROME = "//script|//style|//noscript|//template|//nav|//header|//footer|//aside|//form|//*[@role='navigation']"
+
+
+def _main_part(tree: Any) -> Any:
+    """The page's main element (``main``, ``article``, ``role=main``; else ``body``) without its chrome."""
+    root = next(iter(tree.xpath("//main|//*[@role='main']|//article")), None)
+    if root is None:
+        root = tree.find("body") if tree.find("body") is not None else tree
+    for el in root.xpath("." + _CHROME.replace("|//", "|.//")):
+        el.drop_tree()
+    return root
+
+
+def _headings(root: Any) -> list[Any]:
+    return root.xpath("|".join(f".//{h}" for h in _HEADINGS))
+
+
+def _structured(root: Any) -> list[Block]:
+    """Blocks in document order from the page's own elements: headings, paragraphs, lists, tables, code;
+    other elements are containers whose children are walked."""
+    blocks: list[Block] = []
+
+    def walk(el: Any) -> None:
+        for child in el.iterchildren("*"):
+            tag = child.tag if isinstance(child.tag, str) else ""
+            if tag in _HEADINGS:
+                blocks.append(Block(clean(child.text_content()), "heading", level=int(tag[1])))
+            elif tag == "p":
+                blocks.append(Block(clean(child.text_content())))
+            elif tag in ("ul", "ol", "dl"):
+                items = child.xpath("./li|./dt|./dd")
+                blocks.append(Block("\n".join(f"- {clean(i.text_content())}" for i in items), "list"))
+            elif tag == "table":
+                rows = [[c.text_content() for c in row.xpath("./th|./td")] for row in child.iter("tr")]
+                blocks.append(Block(markdown_table(rows) if rows else "", "table"))
+            elif tag == "pre":
+                blocks.append(Block(clean_lines(child.text_content()), "code"))
+            else:
+                walk(child)
+
+    walk(root)
+    return [b for b in blocks if b.text.strip(" -\n")]
 
 
 def _list_text(el: etree._Element, depth: int = 0) -> str:
