@@ -28,7 +28,8 @@ import psycopg
 
 from temper.knowledge.index.analyzer import terms
 from temper.knowledge.index.pgvector import REGISTRY, PgVectorIndex
-from temper.knowledge.index.qdrant_edge import K1, B, QdrantEdgeIndex, term_id
+from temper.knowledge.index.analyzer import B, K1
+from temper.knowledge.index.qdrant_edge import QdrantEdgeIndex, term_id
 from temper.knowledge.types import IndexedChunk
 
 ZH = ("退货 政策 会员 积分 快递 发票 订单 支付 客服 售后 商品 库存 价格 优惠 折扣 物流 仓库 地址 账户 密码 安全 隐私 "

@@ -1,7 +1,7 @@
 """Optional metadata enrichment: a chat model writes a summary, keywords and the questions a chunk answers.
 
 They are stored with the chunk (``kb_chunks.enrichment``) and indexed as keyword fields that count more than
-the body (``qdrant_edge.FIELD_BOOSTS``), so a question phrased like the generated ones, or a keyword the
+the body (``analyzer.FIELD_BOOSTS``), so a question phrased like the generated ones, or a keyword the
 text only implies, still finds the chunk. One model call per chunk: worth it with a capable model.
 """
 from __future__ import annotations

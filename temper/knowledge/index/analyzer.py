@@ -15,9 +15,13 @@ import re
 import tempfile
 import threading
 import unicodedata
+from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import jieba
+
+from temper.knowledge.types import IndexedChunk
 
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 # A CJK run, or a word of letters/digits of any other script (apostrophes kept inside, for possessives).
@@ -82,3 +86,27 @@ def terms(text: str) -> list[str]:
             if word and word not in STOP_WORDS and len(word) <= MAX_TERM_CHARS:
                 out.append(word)
     return out
+
+
+# --- BM25 shared by every backend ------------------------------------------------------------------------
+
+K1 = 1.2
+B = 0.75
+FIELD_BOOSTS = {"keywords": 3.0, "questions": 2.0, "summary": 1.5}  # enrichment fields; others count 1.0
+
+
+def term_weights(chunk: IndexedChunk, term_id: Callable[[str], int]) -> tuple[dict[int, float], int]:
+    """Pooled term frequencies by term id — an enrichment field's occurrence counts ``FIELD_BOOSTS[name]`` times
+    one in the body (BM25F-style) — and the chunk's keyword length (every term once)."""
+    tf: dict[int, float] = defaultdict(float)
+    body = terms(chunk.text)
+    for t in body:
+        tf[term_id(t)] += 1.0
+    dl = len(body)
+    for name, value in chunk.fields.items():
+        boost = FIELD_BOOSTS.get(name, 1.0)
+        field_terms = terms(value) if value else []
+        for t in field_terms:
+            tf[term_id(t)] += boost
+        dl += len(field_terms)
+    return tf, dl

@@ -45,7 +45,6 @@ import math
 import re
 import threading
 import zlib
-from collections import defaultdict
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -57,9 +56,8 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from temper.knowledge.index.analyzer import terms
+from temper.knowledge.index.analyzer import B, K1, term_weights, terms
 from temper.knowledge.index.filters import Condition, Eq, In, Ne, parse_datetime, parse_filter
-from temper.knowledge.index.qdrant_edge import B, FIELD_BOOSTS, K1
 from temper.knowledge.types import Filter, IndexedChunk, IndexHit
 
 SPARSE_DIM = 1_000_000_000  # pgvector's largest sparsevec dimension
@@ -175,21 +173,6 @@ def _dates(payload: dict[str, Any]) -> dict[str, list[float]]:
     return out
 
 
-def _term_weights(chunk: IndexedChunk) -> tuple[dict[int, float], int]:
-    """Pooled term frequencies by term id (fields boosted, as in ``qdrant_edge``) and the keyword length."""
-    tf: dict[int, float] = defaultdict(float)
-    body = terms(chunk.text)
-    for t in body:
-        tf[term_id(t)] += 1.0
-    dl = len(body)
-    for name, value in chunk.fields.items():
-        field_terms = terms(value) if value else []
-        for t in field_terms:
-            tf[term_id(t)] += FIELD_BOOSTS.get(name, 1.0)
-        dl += len(field_terms)
-    return tf, dl
-
-
 def _essential_terms(idf: dict[int, float]) -> tuple[list[int], float]:
     """MaxScore pruning: the query terms a chunk must contain to be a candidate, and the highest score a chunk
     with none of them can reach.
@@ -262,7 +245,7 @@ class PgVectorIndex:
         for c in batch.values():
             if c.vector is not None and len(c.vector) != self.dim:
                 raise ValueError(f"chunk {c.id}: vector has {len(c.vector)} dimensions, the index {self.dim}")
-        analysed = [(c, *_term_weights(c)) for c in batch.values()]
+        analysed = [(c, *term_weights(c, term_id)) for c in batch.values()]
         with self._conn() as conn:
             docs, length = self._stats(conn, lock=True)
             old_docs, old_length = self._remove(conn, sql.SQL("id = ANY(%s::bigint[])"), list(batch))

@@ -9,7 +9,7 @@ Each chunk is one point with a dense named vector (cosine) and a sparse BM25 vec
   the IDF at query time, so a query vector is just 1 for each distinct query term (qdrant-edge 0.9.0 keeps
   counting deleted points in the IDF's N until the shard is reopened: scores drift slightly after deletes);
 - enrichment fields (``IndexedChunk.fields``) go into the same vector, each occurrence counting
-  ``FIELD_BOOSTS[name]`` times as much as one in the body before saturation (a BM25F-style pooled tf); their
+  ``analyzer.FIELD_BOOSTS[name]`` times as much as one in the body before saturation (a BM25F-style pooled tf); their
   terms count once each towards ``dl``. ``IndexedChunk.text`` should therefore be the body alone.
 
 Payload = ``IndexedChunk.payload`` + ``kb_id`` + ``document_id`` (+ ``_dl``, the chunk's keyword length, so
@@ -32,15 +32,12 @@ from typing import Any, Iterable
 
 import qdrant_edge as qe
 
-from temper.knowledge.index.analyzer import terms
+from temper.knowledge.index.analyzer import B, K1, term_weights, terms
 from temper.knowledge.index.filters import parse_datetime, qdrant_payload, to_qdrant
 from temper.knowledge.types import Filter, IndexedChunk, IndexHit
 
 DENSE = "dense"
 SPARSE = "bm25"
-K1 = 1.2
-B = 0.75
-FIELD_BOOSTS = {"keywords": 3.0, "questions": 2.0, "summary": 1.5}  # other field names count 1.0
 DL_KEY = "_dl"
 STATS_FILE = "bm25.json"
 _SCROLL_PAGE = 1024
@@ -112,7 +109,7 @@ class QdrantEdgeIndex:
         for c in batch.values():
             if c.vector is not None and len(c.vector) != self.dim:
                 raise ValueError(f"chunk {c.id}: vector has {len(c.vector)} dimensions, the index {self.dim}")
-        analysed = [(c, *self._term_weights(c)) for c in batch.values()]
+        analysed = [(c, *term_weights(c, term_id)) for c in batch.values()]
         with self._lock:
             shard = self._open()
             old = shard.retrieve(list(batch), qe.PayloadSelector.Include([DL_KEY]), False)
@@ -205,22 +202,6 @@ class QdrantEdgeIndex:
         req = qe.QueryRequest(limit=k, query=query, filter=compiled, params=params, with_payload=False,
                               with_vector=False)
         return [IndexHit(int(p.id), float(p.score)) for p in self._open().query(req)]
-
-    @staticmethod
-    def _term_weights(chunk: IndexedChunk) -> tuple[dict[int, float], int]:
-        """Pooled term frequencies by sparse id (fields boosted) and the chunk's keyword length."""
-        tf: dict[int, float] = defaultdict(float)
-        body = terms(chunk.text)
-        for t in body:
-            tf[term_id(t)] += 1.0
-        dl = len(body)
-        for name, value in chunk.fields.items():
-            boost = FIELD_BOOSTS.get(name, 1.0)
-            field_terms = terms(value) if value else []
-            for t in field_terms:
-                tf[term_id(t)] += boost
-            dl += len(field_terms)
-        return tf, dl
 
     def _point(self, c: IndexedChunk, weights: dict[int, float], dl: int, avgdl: float) -> qe.Point:
         norm = K1 * (1.0 - B + B * dl / avgdl)
