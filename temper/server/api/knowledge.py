@@ -115,8 +115,9 @@ def list_(key: KeyInfo = Depends(caller), rt: Runtime = Depends(runtime)) -> dic
 
 @router.get("/{kb_id}")
 def get(kb_id: str, key: KeyInfo = Depends(caller), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
-    kb = store.get_kb(rt.db, kb_id, key.workspace_id)
-    kb["jobs"] = jobs.list_jobs(rt.db, workspace_id=key.workspace_id, resource_id=kb_id, limit=5)
+    latest = jobs.list_jobs(rt.db, workspace_id=key.workspace_id, resource_id=kb_id, limit=5)
+    kb = store.get_kb(rt.db, kb_id, key.workspace_id)  # counted after: a job listed as finished is in the counts
+    kb["jobs"] = latest
     index = _service(rt).index(kb_id)
     kb["indexed_chunks"] = index.count() if index is not None else 0
     return kb
