@@ -15,8 +15,7 @@ chunk a random 75–100% window of its text with a 10–25% span of another chun
 at a random word boundary, and the vector ``normalise(0.8·v_own + 0.2·v_donor + N(0, 0.01²)ᵈ)``; the last copy
 is cut to make exactly ``--chunks``. Each copy of a file is one document (``copyNNN/<file>``). Chunks are written
 through ``temper.knowledge.store`` (create_kb, add_document, begin, write_chunks, publish) and the index through
-``QdrantEdgeIndex`` at ``<home>/knowledge/<kb id>/index`` with its dimensions (``index.json``, and
-``store.set_dim`` where the tree has it), then the HNSW graph is built (``optimize``), all before the server
+``QdrantEdgeIndex`` at ``<home>/knowledge/<kb id>/index`` with its dimensions (``store.set_dim``), then the HNSW graph is built (``optimize``), all before the server
 starts: it opens a ready index. The filled home is kept in the cache directory under the corpus's hash and
 reused by later runs (``--refill`` to rebuild).
 
@@ -161,9 +160,7 @@ def fill(home: Path, n_chunks: int, chunks: list[dict[str, Any]], vecs: np.ndarr
                          config=kbconfig.parse({}).model_dump())
     kb_dir = home / "knowledge" / kb["id"]
     kb_dir.mkdir(parents=True)
-    (kb_dir / "index.json").write_text(json.dumps({"dim": DIM}))  # where the service looks for the dimensions,
-    if hasattr(store, "set_dim"):  # or, in newer trees, in the database
-        store.set_dim(db, kb["id"], DIM)
+    store.set_dim(db, kb["id"], DIM)  # where the service looks for the index's dimensions
     index = QdrantEdgeIndex(kb_dir / "index", DIM, optimize_after=10 ** 9)  # the HNSW graph once, at the end
     rng = random.Random(0)
     nrng = np.random.default_rng(0)
