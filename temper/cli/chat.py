@@ -1,12 +1,11 @@
 """``temper chat MODEL PROMPT``: streams an answer from a running server."""
 from __future__ import annotations
 
-import httpx
 import orjson
 import typer
 
 from temper.cli.common import clean_errors, console, err
-from temper.cli.client import api_key, base_url
+from temper.cli.client import Client
 
 
 @clean_errors
@@ -16,36 +15,23 @@ def chat(model: str, prompt: str,
          temperature: float = typer.Option(None, help="Sampling temperature."),
          url: str = typer.Option(None, help="Server base URL (default http://TEMPER_HOST:TEMPER_PORT).")) -> None:
     """Send one message and stream the answer."""
-    base = base_url(url)
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
     body = {"model": model, "messages": messages, "max_tokens": max_tokens, "stream": True,
             "stream_options": {"include_usage": True}}
     if temperature is not None:
         body["temperature"] = temperature
     usage = None
-    try:
-        with httpx.stream("POST", f"{base}/v1/chat/completions", json=body, timeout=600,
-                          headers={"Authorization": f"Bearer {api_key()}"}) as r:
-            if r.status_code != 200:
-                r.read()
-                msg = r.json().get("error", {}).get("message", r.text) if r.headers.get(
-                    "content-type", "").startswith("application/json") else r.text
-                err.print(f"[red]error {r.status_code}:[/red] {msg}")
+    with Client(url).stream("POST", "/v1/chat/completions", json=body) as r:
+        for line in r.iter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            ev = orjson.loads(line[6:])
+            if "error" in ev:
+                err.print(f"\n[red]error:[/red] {ev['error'].get('message')}")
                 raise typer.Exit(1)
-            for line in r.iter_lines():
-                if not line.startswith("data: ") or line == "data: [DONE]":
-                    continue
-                ev = orjson.loads(line[6:])
-                if "error" in ev:
-                    err.print(f"\n[red]error:[/red] {ev['error'].get('message')}")
-                    raise typer.Exit(1)
-                for ch in ev.get("choices") or ():
-                    console.print((ch.get("delta") or {}).get("content") or "", end="", highlight=False,
-                                  markup=False)
-                usage = ev.get("usage") or usage
-    except httpx.ConnectError:
-        err.print(f"[red]error:[/red] no server at {base}; start one with `temper serve`")
-        raise typer.Exit(1) from None
+            for ch in ev.get("choices") or ():
+                console.print((ch.get("delta") or {}).get("content") or "", end="", highlight=False, markup=False)
+            usage = ev.get("usage") or usage
     console.print()
     if usage:
         err.print(f"[dim]{usage['prompt_tokens']} prompt + {usage['completion_tokens']} completion tokens[/dim]")
