@@ -110,3 +110,14 @@ def term_weights(chunk: IndexedChunk, term_id: Callable[[str], int]) -> tuple[di
             tf[term_id(t)] += boost
         dl += len(field_terms)
     return tf, dl
+
+
+def analysed_batch(chunks: list[IndexedChunk], dim: int, term_id: Callable[[str], int]
+                   ) -> list[tuple[IndexedChunk, dict[int, float], int]]:
+    """What every backend's upsert starts with: the batch by id (a repeated id: the last one wins), vector sizes
+    checked, and each chunk's term weights and keyword length."""
+    batch = {c.id: c for c in chunks}
+    for c in batch.values():
+        if c.vector is not None and len(c.vector) != dim:
+            raise ValueError(f"chunk {c.id}: vector has {len(c.vector)} dimensions, the index {dim}")
+    return [(c, *term_weights(c, term_id)) for c in batch.values()]

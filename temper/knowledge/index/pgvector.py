@@ -56,7 +56,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from temper.knowledge.index.analyzer import B, K1, term_weights, terms
+from temper.knowledge.index.analyzer import B, K1, analysed_batch, terms
 from temper.knowledge.index.filters import Condition, Eq, In, Ne, parse_datetime, parse_filter
 from temper.knowledge.types import Filter, IndexedChunk, IndexHit
 
@@ -239,17 +239,14 @@ class PgVectorIndex:
     # --- the KnowledgeIndex protocol -------------------------------------------------------------------------
 
     def upsert(self, chunks: list[IndexedChunk]) -> None:
-        batch = {c.id: c for c in chunks}  # a repeated id: the last one wins
-        if not batch:
+        analysed = analysed_batch(chunks, self.dim, term_id)
+        if not analysed:
             return
-        for c in batch.values():
-            if c.vector is not None and len(c.vector) != self.dim:
-                raise ValueError(f"chunk {c.id}: vector has {len(c.vector)} dimensions, the index {self.dim}")
-        analysed = [(c, *term_weights(c, term_id)) for c in batch.values()]
+        ids = [c.id for c, _, _ in analysed]
         with self._conn() as conn:
             docs, length = self._stats(conn, lock=True)
-            old_docs, old_length = self._remove(conn, sql.SQL("id = ANY(%s::bigint[])"), list(batch))
-            docs += len(batch) - old_docs
+            old_docs, old_length = self._remove(conn, sql.SQL("id = ANY(%s::bigint[])"), ids)
+            docs += len(ids) - old_docs
             length += sum(dl for _, _, dl in analysed) - old_length
             avgdl = max(length / docs, 1.0)
             new_terms: list[int] = []

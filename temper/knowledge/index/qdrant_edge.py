@@ -32,7 +32,7 @@ from typing import Any, Iterable
 
 import qdrant_edge as qe
 
-from temper.knowledge.index.analyzer import B, K1, term_weights, terms
+from temper.knowledge.index.analyzer import B, K1, analysed_batch, terms
 from temper.knowledge.index.filters import parse_datetime, qdrant_payload, to_qdrant
 from temper.knowledge.types import Filter, IndexedChunk, IndexHit
 
@@ -103,17 +103,14 @@ class QdrantEdgeIndex:
     # --- the KnowledgeIndex protocol ---------------------------------------------------------------------
 
     def upsert(self, chunks: list[IndexedChunk]) -> None:
-        batch = {c.id: c for c in chunks}  # a repeated id: the last one wins, as in the shard
-        if not batch:
+        analysed = analysed_batch(chunks, self.dim, term_id)
+        if not analysed:
             return
-        for c in batch.values():
-            if c.vector is not None and len(c.vector) != self.dim:
-                raise ValueError(f"chunk {c.id}: vector has {len(c.vector)} dimensions, the index {self.dim}")
-        analysed = [(c, *term_weights(c, term_id)) for c in batch.values()]
+        ids = [c.id for c, _, _ in analysed]
         with self._lock:
             shard = self._open()
-            old = shard.retrieve(list(batch), qe.PayloadSelector.Include([DL_KEY]), False)
-            docs = self._docs - len(old) + len(batch)
+            old = shard.retrieve(ids, qe.PayloadSelector.Include([DL_KEY]), False)
+            docs = self._docs - len(old) + len(ids)
             length = (self._length - sum(int((r.payload or {}).get(DL_KEY, 0)) for r in old)
                       + sum(dl for _, _, dl in analysed))
             avgdl = max(length / docs, 1.0) if docs else 1.0
