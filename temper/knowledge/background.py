@@ -90,6 +90,9 @@ REFERENCE = [
 ]
 
 
+_ROWS = {lang: [i for i, text in enumerate(REFERENCE) if language(text) == lang] for lang in ("zh", "en")}
+
+
 class Background:
     """Background vectors per knowledge base: its sample (refreshed when the base grew or shrank by 10%)
     plus the reference passages (embedded once per embedding model)."""
@@ -106,7 +109,7 @@ class Background:
         if references is None:
             references, _ = await inference.embed(model, REFERENCE, "passage")
             self._references[model] = references
-        reference = references[[i for i, text in enumerate(REFERENCE) if language(text) == lang]]
+        reference = references[_ROWS[lang]]
         sample = self._sample(db, kb, index)
         return np.vstack([sample, reference]) if len(sample) else reference
 
