@@ -17,28 +17,11 @@ from playwright.sync_api import Page, expect
 
 from tests.conftest import Server
 from tests.console.browser import Console
+from tests.knowledge.test_kb_api import EN, ZH
 
 pytestmark = pytest.mark.browser
 
-EN_DOC = """# Returns
-
-Customers may return any product within 30 days of delivery for a full refund. The item must be unused
-and in its original packaging. Refunds reach the original payment method within five working days.
-
-# Warranty
-
-All laptops carry a two-year warranty covering manufacturing defects. Batteries are covered for one year.
-Accidental damage such as dropped devices or spilled coffee is not covered.
-"""
-ZH_DOC = """# 会员积分
-
-每消费一元累积一个积分，积分有效期为两年。一百个积分可以抵扣一元现金。
-
-# 配送
-
-订单在付款后四十八小时内发货。偏远地区的配送时间为五到七个工作日。
-"""
-FILES = {"policy.md": EN_DOC, "会员.md": ZH_DOC}
+FILES = {"policy.md": EN, "会员.md": ZH}  # the documents the knowledge API tests use
 
 CASES = {  # per console language: what to search and ask, and a few strings to see on screen
     "en": {"name": "Support handbook", "knowledge": "Knowledge", "indexed": "Indexed", "done": "Done", "failed": "Failed",
@@ -105,8 +88,8 @@ def test_knowledge_base_journey(lang: str, open_console: Callable[[str], Console
 
     # Upload two files through the real file input
     paths = []
-    for fname, text in FILES.items():
-        (tmp_path / fname).write_text(text, encoding="utf-8")
+    for fname, data in FILES.items():
+        (tmp_path / fname).write_bytes(data)
         paths.append(str(tmp_path / fname))
     page.set_input_files("[data-test=kb-files]", paths)
     expect(page.locator("[data-test=pending-files] [data-file]")).to_have_count(2)
