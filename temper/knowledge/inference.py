@@ -34,7 +34,6 @@ class Inference:
         self.loop = loop
         self._queries: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
         self._queries_lock = threading.Lock()
-        self.query_cache_hits = 0
 
     def model(self, name: str, modality: str) -> ModelEntry:
         entry = self.catalog().resolve(name)
@@ -83,7 +82,6 @@ class Inference:
             hit = self._queries.get(key)
             if hit is not None:
                 self._queries.move_to_end(key)
-                self.query_cache_hits += 1
                 return hit, True
         vectors, _ = await self.embed(model, [text], "query")
         with self._queries_lock:
