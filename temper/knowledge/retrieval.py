@@ -159,13 +159,14 @@ async def _rerank(service: KnowledgeService, kb: dict[str, Any], index: Knowledg
             if vector is None:
                 vector, _ = await service.inference.embed_query(kb["embedding_model"], query)
             stored = index.vectors([h.id for h in hits])
+            similarity = dict(zip(stored, np.asarray(list(stored.values()), dtype=np.float32) @ vector)) if stored else {}
             bg = (await service.background.vectors(service.inference, service.db, kb, index, language(query))) @ vector
             mean, std = float(bg.mean()), max(float(bg.std()), MIN_BACKGROUND_STD)
             for h in hits:
-                v = stored.get(h.id)
                 keyword = h.retrievers.get("keyword")
                 evidence = KEYWORD_EVIDENCE if keyword and keyword["rank"] <= KEYWORD_EVIDENCE_RANKS else 0.0
-                h.rerank = (float(np.dot(v, vector)) - mean) / std + evidence if v is not None else float("-inf")
+                h.rerank = ((float(similarity[h.id]) - mean) / std + evidence if h.id in similarity
+                            else float("-inf"))
         else:
             scores = await service.inference.rerank(settings.rerank_model, query, [h.chunk["text"] for h in hits])
             for h, score in zip(hits, scores):
