@@ -148,8 +148,8 @@ def _refuses(text: str, refusal: str) -> bool:
 async def answer(service: KnowledgeService, kb: dict[str, Any], question: str, retrieval: Retrieval,
                  settings: Answer, *, flt: Filter | None = None, history: list[dict[str, str]] | None = None
                  ) -> dict[str, Any]:
-    with tracing.span(f"answer {kb['name']}", "chain", {"temper.kb.id": kb["id"]}, workspace_id=kb["workspace_id"],
-                      input=question) as s:
+    attrs = {"temper.kb.id": kb["id"], **service.inference.caller_attributes()}
+    with tracing.span(f"answer {kb['name']}", "chain", attrs, workspace_id=kb["workspace_id"], input=question) as s:
         p = await prepare(service, kb, question, retrieval, settings, flt=flt, history=history)
         text = "" if p.refusal else await service.inference.chat(
             settings.model, p.messages, max_tokens=settings.max_tokens, temperature=settings.temperature)
@@ -165,7 +165,8 @@ async def answer_stream(service: KnowledgeService, kb: dict[str, Any], question:
                         ) -> AsyncIterator[dict[str, Any]]:
     """Events: ``sources`` (before generation), ``delta`` (text as generated), ``answer`` (the final
     object, with citations mapped and a refusal applied)."""
-    s = tracing.start(f"answer {kb['name']}", "chain", {"temper.kb.id": kb["id"], "temper.stream": True},
+    s = tracing.start(f"answer {kb['name']}", "chain", {"temper.kb.id": kb["id"], "temper.stream": True,
+                                                        **service.inference.caller_attributes()},
                       workspace_id=kb["workspace_id"], input=question)
     try:
         p = await prepare(service, kb, question, retrieval, settings, flt=flt, history=history)

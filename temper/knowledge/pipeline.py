@@ -69,7 +69,8 @@ class IngestJob:
         total = len(self.docs)
         with tracing.span(f"ingest {self.kb['name']}", "ingest", {
                 "temper.kb.id": self.kb["id"], "temper.ingest.documents": total,
-                "temper.job.id": self.ctx.job_id, "temper.job.attempt": self.ctx.attempt},
+                "temper.job.id": self.ctx.job_id, "temper.job.attempt": self.ctx.attempt,
+                **self.service.inference.caller_attributes()},
                 workspace_id=self.kb["workspace_id"]) as root:
             self._report(force=True)
             try:

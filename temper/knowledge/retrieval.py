@@ -104,7 +104,8 @@ async def retrieve(service: KnowledgeService, kb: dict[str, Any], question: str,
     index = service.index(kb["id"])
     model = kb["embedding_model"]
     with tracing.span(f"retrieve {kb['name']}", "retrieval", {
-            "temper.kb.id": kb["id"], "temper.retrieval.mode": settings.mode, "temper.retrieval.top_k": settings.top_k},
+            "temper.kb.id": kb["id"], "temper.retrieval.mode": settings.mode, "temper.retrieval.top_k": settings.top_k,
+            **service.inference.caller_attributes()},
             workspace_id=kb["workspace_id"], input=question) as root:
         query = await _condense(service, question, history, settings) if history else question
         rewrites = await _rewrites(service, query, settings)

@@ -21,7 +21,8 @@ from temper.knowledge import answer as answers
 from temper.knowledge import config as kbconfig
 from temper.knowledge import pipeline, store, sync
 from temper.knowledge.blobs import BlobStore
-from temper.knowledge.inference import Inference
+from temper.auth.keys import KeyInfo
+from temper.knowledge.inference import Caller, Inference
 from temper.knowledge.ingest import ParserRegistry
 from temper.knowledge.background import Background
 from temper.knowledge.retrieval import Retrieved, retrieve
@@ -64,7 +65,8 @@ def index_factory(backend: str, dsn: Callable[[], str]) -> IndexFactory:
 class KnowledgeService:
     def __init__(self, db: str, home: Path, inference: Inference, parsers: ParserRegistry, *,
                  index_factory: IndexFactory = index_factory("qdrant_edge", str), url_allow: list[str] | None = None,
-                 wake: Callable[[], None] | None = None) -> None:
+                 wake: Callable[[], None] | None = None, keys: Callable[[str], KeyInfo | None] = lambda _: None
+                 ) -> None:
         self.db = db
         self.root = home / "knowledge"
         self.inference = inference
@@ -74,6 +76,7 @@ class KnowledgeService:
         self.blobs = BlobStore(self.root)
         self.background = Background()
         self.wake = wake or (lambda: None)
+        self.keys = keys  # a key by id: whom a job's model calls are metered for
         self._indexes: dict[str, KnowledgeIndex] = {}
         self._lock = threading.Lock()
 
@@ -127,16 +130,17 @@ class KnowledgeService:
 
     # --- documents ----------------------------------------------------------------------------------------
 
-    def _ingest(self, kb: dict[str, Any], doc_ids: list[str]) -> dict[str, Any] | None:
+    def _ingest(self, kb: dict[str, Any], doc_ids: list[str], caller: Caller | None) -> dict[str, Any] | None:
         if not doc_ids:
             return None
-        job = jobs.submit(self.db, pipeline.JOB_KIND, {"kb_id": kb["id"], "document_ids": doc_ids},
+        job = jobs.submit(self.db, pipeline.JOB_KIND, {"kb_id": kb["id"], "document_ids": doc_ids,
+                                                       "key_id": caller.key_id if caller else None},
                           workspace_id=kb["workspace_id"], resource_id=kb["id"], unit="chunks")
         self.wake()
         return job
 
     def add_files(self, kb_id: str, uploads: list[Upload], *, metadata: dict[str, Any] | None = None,
-                  workspace_id: str | None = None) -> dict[str, Any]:
+                  workspace_id: str | None = None, caller: Caller | None = None) -> dict[str, Any]:
         """Store the sources and queue the new or changed ones; unchanged ones (same checksum) are skipped."""
         kb = store.get_kb(self.db, kb_id, workspace_id)
         for u in uploads:
@@ -159,19 +163,19 @@ class KnowledgeService:
                 queued.append(doc)
             else:
                 skipped.append(doc)
-        return self._added(kb, queued, skipped)
+        return self._added(kb, queued, skipped, caller)
 
     def add_text(self, kb_id: str, title: str, text: str, *, metadata: dict[str, Any] | None = None,
-                 workspace_id: str | None = None) -> dict[str, Any]:
+                 workspace_id: str | None = None, caller: Caller | None = None) -> dict[str, Any]:
         """A pasted text (Markdown) as a document named after its title."""
         if not title.strip() or not text.strip():
             raise InvalidRequest("A text document needs a title and some text.", param="text")
         name = title.strip() if title.strip().lower().endswith((".md", ".txt")) else f"{title.strip()}.md"
         return self.add_files(kb_id, [Upload(name, text.encode(), "text/markdown")], metadata=metadata,
-                              workspace_id=workspace_id)
+                              workspace_id=workspace_id, caller=caller)
 
     def add_urls(self, kb_id: str, urls: list[str], *, metadata: dict[str, Any] | None = None,
-                 workspace_id: str | None = None) -> dict[str, Any]:
+                 workspace_id: str | None = None, caller: Caller | None = None) -> dict[str, Any]:
         """Web pages (or files) by URL, fetched by the ingestion job within the allow-list and limits."""
         from temper.knowledge.sources import SourceError
         from temper.knowledge.sources.web import check_allowed
@@ -184,18 +188,19 @@ class KnowledgeService:
                 raise InvalidRequest(str(e), param="urls", code="url_not_allowed") from None
         queued = [store.add_document(self.db, kb_id, url, source_type="url", checksum=None, size_bytes=0,
                                      title=url, metadata=metadata)[0] for url in urls]
-        return self._added(kb, queued, [])
+        return self._added(kb, queued, [], caller)
 
-    def _added(self, kb: dict[str, Any], queued: list[dict[str, Any]], skipped: list[dict[str, Any]]
-               ) -> dict[str, Any]:
-        job = self._ingest(kb, [d["id"] for d in queued])
+    def _added(self, kb: dict[str, Any], queued: list[dict[str, Any]], skipped: list[dict[str, Any]],
+               caller: Caller | None) -> dict[str, Any]:
+        job = self._ingest(kb, [d["id"] for d in queued], caller)
         return {"object": "knowledge_base.ingestion", "job": job, "documents": queued, "skipped": skipped}
 
-    def retry(self, kb_id: str, doc_ids: list[str] | None = None, workspace_id: str | None = None) -> dict[str, Any]:
+    def retry(self, kb_id: str, doc_ids: list[str] | None = None, workspace_id: str | None = None,
+              caller: Caller | None = None) -> dict[str, Any]:
         """Queue failed documents (or the given ones) again."""
         kb = store.get_kb(self.db, kb_id, workspace_id)
         ids = store.requeue(self.db, kb_id, doc_ids, workspace_id=workspace_id)
-        return {"object": "knowledge_base.ingestion", "job": self._ingest(kb, ids),
+        return {"object": "knowledge_base.ingestion", "job": self._ingest(kb, ids, caller),
                 "documents": [store.get_document(self.db, kb_id, i) for i in ids], "skipped": []}
 
     def delete_document(self, kb_id: str, doc_id: str, workspace_id: str | None = None) -> None:
@@ -226,13 +231,21 @@ class KnowledgeService:
         return Loaded(data, doc["source"], doc["media_type"])
 
     def handlers(self) -> dict[str, Callable[[JobContext], str]]:
-        """The job kinds this service runs."""
-        return {pipeline.JOB_KIND: lambda ctx: pipeline.run(self, ctx), sync.JOB_KIND: lambda ctx: sync.run(self, ctx)}
+        """The job kinds this service runs, each metered for whoever started the job."""
+        def for_starter(run: Callable[[KnowledgeService, JobContext], str]) -> Callable[[JobContext], str]:
+            def handler(ctx: JobContext) -> str:
+                key_id = ctx.payload.get("key_id")
+                caller = Caller(key_id, self.keys(key_id) if key_id else None, ctx.job_id, ctx.workspace_id)
+                with self.inference.acting_for(caller):
+                    return run(self, ctx)
+            return handler
+
+        return {pipeline.JOB_KIND: for_starter(pipeline.run), sync.JOB_KIND: for_starter(sync.run)}
 
     # --- sources synced from elsewhere --------------------------------------------------------------------
 
-    def add_database(self, kb_id: str, name: str, config: dict[str, Any], *, workspace_id: str | None = None
-                     ) -> dict[str, Any]:
+    def add_database(self, kb_id: str, name: str, config: dict[str, Any], *, workspace_id: str | None = None,
+                     caller: Caller | None = None) -> dict[str, Any]:
         """A database query as documents (one per row, or per ``group_by`` value), synced now and on request."""
         from temper.knowledge.sources import QueryError
         from temper.knowledge.sources.database import check_source
@@ -243,14 +256,16 @@ class KnowledgeService:
         except QueryError as e:
             raise InvalidRequest(str(e), param="query", code="invalid_source") from None
         src = store.add_source(self.db, kb_id, "database", name, config, workspace_id=workspace_id)
-        return {**src, "job": self._sync(kb, src["id"])}
+        return {**src, "job": self._sync(kb, src["id"], caller)}
 
-    def sync_source(self, kb_id: str, source_id: str, workspace_id: str | None = None) -> dict[str, Any]:
+    def sync_source(self, kb_id: str, source_id: str, workspace_id: str | None = None, caller: Caller | None = None
+                    ) -> dict[str, Any]:
         kb = store.get_kb(self.db, kb_id, workspace_id)
-        return {**store.get_source(self.db, kb_id, source_id), "job": self._sync(kb, source_id)}
+        return {**store.get_source(self.db, kb_id, source_id), "job": self._sync(kb, source_id, caller)}
 
-    def _sync(self, kb: dict[str, Any], source_id: str) -> dict[str, Any]:
-        job = jobs.submit(self.db, sync.JOB_KIND, {"kb_id": kb["id"], "source_id": source_id},
+    def _sync(self, kb: dict[str, Any], source_id: str, caller: Caller | None) -> dict[str, Any]:
+        job = jobs.submit(self.db, sync.JOB_KIND, {"kb_id": kb["id"], "source_id": source_id,
+                                                   "key_id": caller.key_id if caller else None},
                           workspace_id=kb["workspace_id"], resource_id=kb["id"], unit="chunks")
         self.wake()
         return job
@@ -265,25 +280,29 @@ class KnowledgeService:
 
     async def retrieve(self, kb_id: str, query: str, *, retrieval: dict[str, Any] | None = None,
                        flt: Filter | None = None, history: list[dict[str, str]] | None = None,
-                       workspace_id: str | None = None) -> Retrieved:
+                       workspace_id: str | None = None, caller: Caller | None = None) -> Retrieved:
+        """Hits for ``query``; its model calls are metered for ``caller`` (as are ``answer``'s)."""
         kb = store.get_kb(self.db, kb_id, workspace_id)
         settings, _ = self.settings_for(kb, retrieval, None)
+        self.inference.act_for(caller)
         return await retrieve(self, kb, _question(query), settings, flt=flt, history=history)
 
     async def answer(self, kb_id: str, question: str, *, retrieval: dict[str, Any] | None = None,
                      answer: dict[str, Any] | None = None, flt: Filter | None = None,
-                     history: list[dict[str, str]] | None = None, workspace_id: str | None = None
-                     ) -> dict[str, Any]:
+                     history: list[dict[str, str]] | None = None, workspace_id: str | None = None,
+                     caller: Caller | None = None) -> dict[str, Any]:
         kb = store.get_kb(self.db, kb_id, workspace_id)
         r, a = self.settings_for(kb, retrieval, answer)
+        self.inference.act_for(caller)
         return await answers.answer(self, kb, _question(question), r, a, flt=flt, history=history)
 
     def answer_stream(self, kb_id: str, question: str, *, retrieval: dict[str, Any] | None = None,
                       answer: dict[str, Any] | None = None, flt: Filter | None = None,
-                      history: list[dict[str, str]] | None = None, workspace_id: str | None = None
-                      ) -> AsyncIterator[dict[str, Any]]:
+                      history: list[dict[str, str]] | None = None, workspace_id: str | None = None,
+                      caller: Caller | None = None) -> AsyncIterator[dict[str, Any]]:
         kb = store.get_kb(self.db, kb_id, workspace_id)
         r, a = self.settings_for(kb, retrieval, answer)
+        self.inference.act_for(caller)  # the stream is iterated later, in this request's context
         return answers.answer_stream(self, kb, _question(question), r, a, flt=flt, history=history)
 
 

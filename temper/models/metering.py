@@ -14,6 +14,8 @@ from sqlalchemy import case, func, insert, select, update
 
 from temper.auth.keys import ADMIN_KEY_ID, KeyInfo
 from temper.errors import QuotaExceeded, RateLimited
+from temper.models.catalog import ModelEntry
+from temper.models.provider import Usage
 from temper.store.db import session
 from temper.store.tables import ApiKey, UsageRecord, iso_utc
 
@@ -122,11 +124,15 @@ def _reset(seconds: float) -> str:
 class Limits:
     store: LimitStore
 
-    def admit(self, key: KeyInfo, spent: int) -> list[tuple[bytes, bytes]]:
-        """Check the key's budget and rate limits before a request; returns the ``x-ratelimit-*`` headers."""
+    @staticmethod
+    def check_budget(key: KeyInfo, spent: int) -> None:
         if key.token_budget is not None and spent >= key.token_budget:
             raise QuotaExceeded(f"API key {key.prefix}… has used its token budget ({key.token_budget} tokens).",
                                 headers={"x-should-retry": "false"})
+
+    def admit(self, key: KeyInfo, spent: int) -> list[tuple[bytes, bytes]]:
+        """Check the key's budget and rate limits before a request; returns the ``x-ratelimit-*`` headers."""
+        self.check_budget(key, spent)
         now = time.monotonic()
         headers: list[tuple[bytes, bytes]] = []
         if key.rpm:
@@ -151,6 +157,50 @@ class Limits:
     def charge_tokens(self, key: KeyInfo, tokens: int) -> None:
         if key.tpm and tokens:
             self.store.charge("tokens:" + key.id, key.tpm, key.tpm / 60, tokens, time.monotonic())
+
+
+def usage_row(request_id: str, workspace_id: str, key_id: str | None, operation: str, model: str = "", *,
+              app_id: str | None = None, stream: bool = False) -> dict:
+    """A usage record before the call: what was asked, by whom; ``Meter.charge`` fills in the outcome."""
+    return {"request_id": request_id, "workspace_id": workspace_id, "key_id": key_id, "app_id": app_id,
+            "model": model, "operation": operation, "prompt_tokens": 0, "completion_tokens": 0, "cost": 0.0,
+            "ttft_ms": None, "status": 200, "error_code": None, "stream": stream}
+
+
+class Meter:
+    """Admits and charges every model call made on a key's behalf: the gateway's, and the calls the studio
+    makes for it (a knowledge base's embeddings, answers and rewrites), so budgets and limits bind both.
+
+    ``spent`` is each key's tokens so far, loaded at start and kept current in memory; the usage table
+    (written by ``usage``) stays the record.
+    """
+
+    def __init__(self, usage: UsageWriter, limits: Limits) -> None:
+        self.usage = usage
+        self.limits = limits
+        self.spent: dict[str, int] = {}
+
+    def admit(self, key: KeyInfo) -> list[tuple[bytes, bytes]]:
+        return self.limits.admit(key, self.spent.get(key.id, 0))
+
+    def check_budget(self, key: KeyInfo) -> None:
+        self.limits.check_budget(key, self.spent.get(key.id, 0))
+
+    def charge(self, record: dict, key: KeyInfo | None, entry: ModelEntry | None, usage: Usage | None,
+               t0: float) -> None:
+        """Complete ``record`` (tokens, cost, latency since ``t0``) and queue it; count the tokens against
+        the key's budget and tokens-per-minute limit."""
+        if usage is not None:
+            record["prompt_tokens"], record["completion_tokens"] = usage.prompt_tokens, usage.completion_tokens
+            if entry is not None:
+                record["cost"] = entry.cost(usage.prompt_tokens, usage.completion_tokens)
+            total = usage.total_tokens
+            if total and key is not None:
+                self.spent[key.id] = self.spent.get(key.id, 0) + total
+                self.limits.charge_tokens(key, total)
+        record["latency_ms"] = (time.perf_counter() - t0) * 1000
+        record["created_at"] = datetime.now(timezone.utc)
+        self.usage.record(record)
 
 
 def _filtered(q, *, since: datetime | None, workspace_id: str | None, key_id: str | None,  # type: ignore[no-untyped-def]

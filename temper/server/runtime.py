@@ -18,7 +18,7 @@ from temper.jobs.local import LocalRunner
 from temper.knowledge.inference import Inference
 from temper.knowledge.service import KnowledgeService, index_factory
 from temper.models.catalog import Catalog
-from temper.models.metering import Limits, MemoryLimitStore, UsageWriter, spent_by_key
+from temper.models.metering import Limits, MemoryLimitStore, Meter, UsageWriter, spent_by_key
 from temper.models.plaza import build_catalog
 from temper.models.router import Router
 from temper.ops import exporter, tracing
@@ -41,12 +41,10 @@ class Runtime:
         self.keys: dict[str, KeyInfo] = {}
         self.keys_by_id: dict[str, KeyInfo] = {}
         self.sessions: dict[str, SessionInfo] = {}  # cookie token -> session, cleared when one ends anywhere
-        self.spent: dict[str, int] = {}
         self.admin_key, self.admin_key_created = ensure_admin_key(settings.home_dir, settings.admin_key)
         self.admin_hash = hash_key(self.admin_key)
         self.admin = admin_info()
-        self.limits = Limits(MemoryLimitStore())
-        self.usage = UsageWriter(self.db, settings.usage_flush_s)
+        self.meter = Meter(UsageWriter(self.db, settings.usage_flush_s), Limits(MemoryLimitStore()))
         self.router = Router(self.providers, lambda: self.catalog)
         self.spans = exporter.from_settings(settings, self.pm) if settings.tracing else None
         self.knowledge: KnowledgeService | None = None  # made at start, on the running loop
@@ -59,7 +57,7 @@ class Runtime:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, migrate, self.db)
         await loop.run_in_executor(None, self.reload, True)
-        self.usage.start()
+        self.meter.usage.start()
         if self.spans is not None:
             self.spans.start()
             tracing.install(self.spans)
@@ -67,11 +65,12 @@ class Runtime:
                                 heartbeat_s=min(5.0, self.settings.job_stale_after_s / 3),
                                 stale_after_s=self.settings.job_stale_after_s)
         self.knowledge = KnowledgeService(self.db, self.settings.home_dir,
-                                          Inference(self.router, lambda: self.catalog, loop),
+                                          Inference(self.router, lambda: self.catalog, loop, self.meter),
                                           parser_registry(self.pm, self.settings),
                                           index_factory=index_factory(self.settings.kb_index,
                                                                       lambda: self.settings.kb_index_dsn),
-                                          url_allow=self.settings.kb_url_allow_list, wake=self.jobs.wake)
+                                          url_allow=self.settings.kb_url_allow_list, wake=self.jobs.wake,
+                                          keys=self.key_by_id)
         self.jobs.handlers.update(self.knowledge.handlers())
         if self.settings.job_workers:
             await loop.run_in_executor(None, self.jobs.start)
@@ -87,7 +86,7 @@ class Runtime:
             await loop.run_in_executor(None, self.jobs.stop)  # workers may be waiting on this loop
         if self.knowledge is not None:
             self.knowledge.close()
-        await self.usage.close()
+        await self.meter.usage.close()
         if self.spans is not None:
             tracing.install(None)
             await loop.run_in_executor(None, self.spans.close)
@@ -103,7 +102,7 @@ class Runtime:
             self.keys = active_keys_by_hash(self.db)
             self.keys_by_id = {k.id: k for k in self.keys.values()}
             if force:
-                self.spent = spent_by_key(self.db)
+                self.meter.spent = spent_by_key(self.db)
         if force or revs.get("sessions") != self._revs.get("sessions"):
             self.sessions = {}
         self._revs = revs
@@ -173,6 +172,10 @@ class Runtime:
             return self.authenticate(authorization)
         return self.authenticate_session(session_token, csrf, method in SAFE_METHODS)
 
+    def key_by_id(self, key_id: str) -> KeyInfo | None:
+        """An active key (the admin key included) by id."""
+        return self.admin if key_id == ADMIN_KEY_ID else self.keys_by_id.get(key_id)
+
     def authenticate_session(self, token: str | None, csrf: str | None, safe: bool) -> KeyInfo:
         """The key a console session acts as. State-changing requests (``safe`` False) must echo the
         session's CSRF token in the ``x-csrf-token`` header."""
@@ -180,7 +183,7 @@ class Runtime:
         if not safe and not hmac.compare_digest((csrf or "").encode(), sess.csrf_token.encode()):
             raise PermissionDenied("Missing or wrong CSRF token: reload the console page and try again.",
                                    code="csrf_failed")
-        key = self.admin if sess.key_id == ADMIN_KEY_ID else self.keys_by_id.get(sess.key_id)
+        key = self.key_by_id(sess.key_id)
         if key is None:
             raise AuthenticationError("The key this session was opened with has been revoked. Sign in again.",
                                       code="invalid_api_key")

@@ -282,6 +282,56 @@ def test_members_can_search_but_not_change(server: Server, kb: dict[str, Any]) -
     assert r.status_code == 403 and r.json()["error"]["code"] == "admin_required"
 
 
+def new_key(server: Server, **fields: Any) -> tuple[str, dict[str, str]]:
+    r = server.api("POST", "/api/v1/keys", json={"name": "kb-metered", **fields})
+    assert r.status_code == 201, r.text
+    return r.json()["id"], {"Authorization": f"Bearer {r.json()['key']}"}
+
+
+def usage_of(server: Server, key_id: str) -> list[dict[str, Any]]:
+    return server.api("GET", "/api/v1/usage/records", params={"key_id": key_id}).json()["data"]
+
+
+def test_model_calls_are_metered_for_the_callers_key(server: Server, kb: dict[str, Any]) -> None:
+    key_id, headers = new_key(server)
+    r = httpx.post(f"{server.url}/api/v1/knowledge-bases/{kb['id']}/answer", headers=headers, timeout=60,
+                   json={"question": f"Is accidental damage covered? ({time.time()})", "answer": FAST_ANSWER})
+    assert r.status_code == 200 and r.json()["refused"] is False, r.text
+    rows = usage_of(server, key_id)
+    ops = {row["operation"]: row for row in rows}
+    assert set(ops) == {"embedding", "chat"}, rows  # the question's embedding, then the answer
+    assert ops["embedding"]["model"] == kb["embedding_model"] and ops["embedding"]["prompt_tokens"] > 5
+    assert ops["chat"]["completion_tokens"] > 0 and ops["chat"]["request_id"] == ops["embedding"]["request_id"]
+    spent = sum(row["prompt_tokens"] + row["completion_tokens"] for row in rows)
+    assert server.api("GET", f"/api/v1/keys/{key_id}").json()["tokens_used"] == spent
+    trace = server.api("GET", f"/api/v1/traces/{r.json()['trace_id']}").json()
+    assert trace["key_id"] == key_id  # listed under the caller's key
+
+    with httpx.stream("POST", f"{server.url}/api/v1/knowledge-bases/{kb['id']}/answer", headers=headers, timeout=60,
+                      json={"question": "积分有效期多久？", "stream": True, "answer": FAST_ANSWER}) as s:
+        assert s.status_code == 200 and s.read().endswith(b"data: [DONE]\n\n")
+    streamed = [row for row in usage_of(server, key_id) if row["stream"]]
+    assert len(streamed) == 1 and streamed[0]["operation"] == "chat" and streamed[0]["completion_tokens"] > 0
+
+    # the ingestion job's embeddings are charged to the key that added the documents
+    job_id = kb["jobs"][-1]["id"]
+    ingested = [row for row in usage_of(server, "key_admin") if row["request_id"] == job_id]
+    assert ingested and {row["operation"] for row in ingested} == {"embedding"}
+    assert sum(row["prompt_tokens"] for row in ingested) > 100
+
+
+def test_budgets_and_model_lists_bind_knowledge_base_requests(server: Server, kb: dict[str, Any]) -> None:
+    url = f"{server.url}/api/v1/knowledge-bases/{kb['id']}/retrieve"
+    _, tiny = new_key(server, token_budget=1)
+    assert httpx.post(url, headers=tiny, json={"query": f"warranty {time.time()}"}).status_code == 200
+    r = httpx.post(url, headers=tiny, json={"query": f"parking {time.time()}"})  # the first query spent it
+    assert r.status_code == 429 and r.json()["error"]["code"] == "insufficient_quota", r.text
+    _, chat_only = new_key(server, allowed_models=["smollm2"])
+    r = httpx.post(url, headers=chat_only, json={"query": f"returns {time.time()}"})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "model_not_allowed", r.text
+    assert kb["embedding_model"] in r.json()["error"]["message"]
+
+
 def test_enrichment_by_a_plaza_model_is_stored_and_searchable(server: Server) -> None:
     from tests.upstream import Upstream
 

@@ -60,7 +60,7 @@ def _throttle(request: Request, rt: Runtime) -> None:
     """At most ``signin_attempts`` per client address per 5 minutes, so guessing passwords is slow."""
     client = request.client.host if request.client else "?"
     per_5_min = rt.settings.signin_attempts
-    _, wait = rt.limits.store.take(f"signin:{client}", per_5_min, per_5_min / 300, 1, time.monotonic())
+    _, wait = rt.meter.limits.store.take(f"signin:{client}", per_5_min, per_5_min / 300, 1, time.monotonic())
     if wait:
         raise RateLimited(f"Too many sign-in attempts. Try again in {math.ceil(wait)} s.",
                           headers={"retry-after": str(math.ceil(wait))})

@@ -19,6 +19,7 @@ from temper.auth.keys import KeyInfo
 from temper.errors import InvalidRequest, TemperError
 from temper.jobs import store as jobs
 from temper.knowledge import store
+from temper.knowledge.inference import Caller
 from temper.knowledge.service import KnowledgeService, Upload
 from temper.server.api.deps import admin, caller, runtime
 from temper.server.runtime import Runtime
@@ -101,6 +102,13 @@ def _service(rt: Runtime) -> KnowledgeService:
     return rt.knowledge
 
 
+def _admitted(key: KeyInfo, rt: Runtime) -> Caller:
+    """Whom the model calls this request makes (or the job it starts) are metered for, once the key's
+    budget and rate limits admit it, as on the gateway."""
+    rt.meter.admit(key)
+    return Caller.of(key)
+
+
 @router.post("", status_code=201)
 def create(body: KnowledgeBaseIn, key: KeyInfo = Depends(admin), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
     return _service(rt).create(body.name, description=body.description, embedding_model=body.embedding_model,
@@ -155,26 +163,29 @@ async def upload(kb_id: str, files: list[UploadFile] = File(..., description="On
     uploads = [Upload(f.filename or "", await f.read(), f.content_type if f.content_type != "application/octet-stream"
                       else None) for f in files]
     return await run_in_threadpool(_service(rt).add_files, kb_id, uploads, metadata=meta,
-                                   workspace_id=key.workspace_id)
+                                   workspace_id=key.workspace_id, caller=_admitted(key, rt))
 
 
 @router.post("/{kb_id}/documents/text", status_code=202)
 def add_text(kb_id: str, body: TextIn, key: KeyInfo = Depends(admin), rt: Runtime = Depends(runtime)
              ) -> dict[str, Any]:
-    return _service(rt).add_text(kb_id, body.title, body.text, metadata=body.metadata, workspace_id=key.workspace_id)
+    return _service(rt).add_text(kb_id, body.title, body.text, metadata=body.metadata, workspace_id=key.workspace_id,
+                                 caller=_admitted(key, rt))
 
 
 @router.post("/{kb_id}/documents/urls", status_code=202)
 def add_urls(kb_id: str, body: UrlsIn, key: KeyInfo = Depends(admin), rt: Runtime = Depends(runtime)
              ) -> dict[str, Any]:
-    return _service(rt).add_urls(kb_id, body.urls, metadata=body.metadata, workspace_id=key.workspace_id)
+    return _service(rt).add_urls(kb_id, body.urls, metadata=body.metadata, workspace_id=key.workspace_id,
+                                 caller=_admitted(key, rt))
 
 
 @router.post("/{kb_id}/sources", status_code=202)
 def add_database(kb_id: str, body: DatabaseIn, key: KeyInfo = Depends(admin), rt: Runtime = Depends(runtime)
                  ) -> dict[str, Any]:
     """A database query as documents, synced now (a job) and again on ``/sync``: only rows with a larger key."""
-    return _service(rt).add_database(kb_id, body.name, body.model_dump(exclude={"name"}), workspace_id=key.workspace_id)
+    return _service(rt).add_database(kb_id, body.name, body.model_dump(exclude={"name"}), workspace_id=key.workspace_id,
+                                     caller=_admitted(key, rt))
 
 
 @router.get("/{kb_id}/sources")
@@ -184,13 +195,13 @@ def sources(kb_id: str, key: KeyInfo = Depends(caller), rt: Runtime = Depends(ru
 
 @router.post("/{kb_id}/sources/{source_id}/sync", status_code=202)
 def sync(kb_id: str, source_id: str, key: KeyInfo = Depends(admin), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
-    return _service(rt).sync_source(kb_id, source_id, key.workspace_id)
+    return _service(rt).sync_source(kb_id, source_id, key.workspace_id, caller=_admitted(key, rt))
 
 
 @router.post("/{kb_id}/documents/retry", status_code=202)
 def retry(kb_id: str, body: RetryIn, key: KeyInfo = Depends(admin), rt: Runtime = Depends(runtime)
           ) -> dict[str, Any]:
-    return _service(rt).retry(kb_id, body.document_ids, key.workspace_id)
+    return _service(rt).retry(kb_id, body.document_ids, key.workspace_id, caller=_admitted(key, rt))
 
 
 @router.get("/{kb_id}/documents")
@@ -238,7 +249,8 @@ def kb_jobs(kb_id: str, status: str | None = None, limit: int = Query(20, ge=1, 
 async def retrieve(kb_id: str, body: RetrieveIn, key: KeyInfo = Depends(caller), rt: Runtime = Depends(runtime)
                    ) -> dict[str, Any]:
     found = await _service(rt).retrieve(kb_id, body.query, retrieval=body.overrides(), flt=body.filter,
-                                        history=body.turns(), workspace_id=key.workspace_id)
+                                        history=body.turns(), workspace_id=key.workspace_id,
+                                        caller=_admitted(key, rt))
     return {"object": "list", "query": found.query, "rewrites": found.rewrites, "reranker": found.reranker,
             "query_cache_hit": found.query_cache_hit, "data": [h.as_dict() for h in found.hits]}
 
@@ -248,7 +260,7 @@ async def answer(kb_id: str, body: AnswerIn, key: KeyInfo = Depends(caller), rt:
                  ) -> dict[str, Any] | StreamingResponse:
     service = _service(rt)
     kwargs: dict[str, Any] = dict(retrieval=body.overrides(), answer=body.answer, flt=body.filter,
-                                  history=body.turns(), workspace_id=key.workspace_id)
+                                  history=body.turns(), workspace_id=key.workspace_id, caller=_admitted(key, rt))
     if not body.stream:
         return await service.answer(kb_id, body.query, **kwargs)
     events = service.answer_stream(kb_id, body.query, **kwargs)

@@ -67,7 +67,7 @@ def summary(rt: Runtime = Depends(runtime), key: KeyInfo = Depends(caller),
             days: int | None = Query(None, ge=1, description="Only the last N days."),
             key_id: str | None = None, model: str | None = None,
             limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)) -> dict:
-    rt.usage.flush()
+    rt.meter.usage.flush()
     rows = usage_summary(rt.db, group_by=group_by, since=since_days(days) if days else None,
                          key_id=own_key(key, key_id, "usage"), model=model)
     if group_by == "key":
@@ -86,7 +86,7 @@ def series(rt: Runtime = Depends(runtime), key: KeyInfo = Depends(caller),
     """Requests, errors, tokens, cost and mean latency per time bucket (empty buckets included)."""
     if hours * 3600 / BUCKETS[bucket][1].total_seconds() > MAX_POINTS:
         raise InvalidRequest(f"That is more than {MAX_POINTS} {bucket}s; pick a larger bucket.", param="bucket")
-    rt.usage.flush()
+    rt.meter.usage.flush()
     since = datetime.now(timezone.utc) - timedelta(hours=hours)
     data = usage_series(rt.db, bucket=bucket, since=since, key_id=own_key(key, key_id, "usage"), model=model)
     return {"object": "list", "bucket": bucket, "data": data}
@@ -96,6 +96,6 @@ def series(rt: Runtime = Depends(runtime), key: KeyInfo = Depends(caller),
 def records(rt: Runtime = Depends(runtime), key: KeyInfo = Depends(caller), limit: int = Query(100, ge=1, le=1000),
             after: int | None = None, key_id: str | None = None, model: str | None = None) -> dict:
     """Newest first; pass the last ``id`` as ``after`` for the next page."""
-    rt.usage.flush()
+    rt.meter.usage.flush()
     data = usage_records(rt.db, limit=limit, after=after, key_id=own_key(key, key_id, "usage"), model=model)
     return {"object": "list", "data": data, "has_more": len(data) == limit}

@@ -10,7 +10,6 @@ import asyncio
 import os
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
 from typing import Any
 
 import orjson
@@ -19,6 +18,7 @@ from temper.auth.keys import KeyInfo
 from temper.auth.sessions import CSRF_HEADER
 from temper.errors import InvalidRequest, ModelNotFound, NotFound, PermissionDenied, TemperError
 from temper.models.catalog import ModelEntry
+from temper.models.metering import usage_row
 from temper.models.provider import Operation, Reply
 from temper.models.router import GEN_AI_OPERATION
 from temper.ops import tracing
@@ -158,10 +158,8 @@ class Gateway:
         output: bytes | list | None = None
         error: TemperError | None = None
         req: Any = None
-        record: dict[str, Any] = {"request_id": rid, "workspace_id": key.workspace_id, "key_id": key.id,
-                                  "app_id": (_header(scope, b"x-temper-app") or b"").decode() or None,
-                                  "model": "", "operation": op, "prompt_tokens": 0, "completion_tokens": 0,
-                                  "cost": 0.0, "ttft_ms": None, "status": 200, "error_code": None, "stream": False}
+        record = usage_row(rid, key.workspace_id, key.id, op,
+                           app_id=(_header(scope, b"x-temper-app") or b"").decode() or None)
         entry: ModelEntry | None = None
         reply: Reply | None = None
         task = asyncio.current_task()
@@ -187,7 +185,7 @@ class Gateway:
             else:
                 protocol.check_rerank(req)
             record["stream"] = stream
-            headers += rt.limits.admit(key, rt.spent.get(key.id, 0))
+            headers += rt.meter.admit(key)
             watcher = asyncio.ensure_future(receive())  # completes on client disconnect
             watcher.add_done_callback(lambda w: None if w.cancelled() or task.done() else task.cancel())
             routed = await rt.router.call(op, entry, req, stream=stream)
@@ -217,7 +215,7 @@ class Gateway:
             else:
                 raise
         finally:
-            self._meter(record, key, entry, reply, t0)
+            rt.meter.charge(record, key, entry, reply.usage if reply is not None else None, t0)
             if span is not tracing.NO_SPAN:
                 _trace(span, record, req, body, output, error)
 
@@ -262,21 +260,6 @@ class Gateway:
                 tail = b"data: " + usage_event + b"\n\n"
         await send({"type": "http.response.body", "body": tail + b"data: [DONE]\n\n", "more_body": False})
         return reply.first_token_at or first
-
-    def _meter(self, record: dict, key: KeyInfo, entry: ModelEntry | None, reply: Reply | None, t0: float) -> None:
-        rt = self.rt
-        usage = reply.usage if reply is not None else None
-        if usage is not None:
-            record["prompt_tokens"], record["completion_tokens"] = usage.prompt_tokens, usage.completion_tokens
-            if entry is not None:
-                record["cost"] = entry.cost(usage.prompt_tokens, usage.completion_tokens)
-            total = usage.total_tokens
-            if total:
-                rt.spent[key.id] = rt.spent.get(key.id, 0) + total
-                rt.limits.charge_tokens(key, total)
-        record["latency_ms"] = (time.perf_counter() - t0) * 1000
-        record["created_at"] = datetime.now(timezone.utc)
-        rt.usage.record(record)
 
 
 def _trace(span: tracing.Span, record: dict, req: Any, body: bytes, output: bytes | list | None,
