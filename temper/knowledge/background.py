@@ -9,6 +9,7 @@ where the sample alone would hold mostly related chunks.
 from __future__ import annotations
 
 import threading
+import time
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from temper.knowledge.inference import Inference
 
 SAMPLE = 256
+SAMPLE_TTL_S = 60.0  # how stale a sample may get through another replica's ingestion
 
 REFERENCE = [
     "The train to the airport leaves every fifteen minutes from platform four.",
@@ -94,11 +96,12 @@ _ROWS = {lang: [i for i, text in enumerate(REFERENCE) if language(text) == lang]
 
 
 class Background:
-    """Background vectors per knowledge base: its sample (refreshed when the base grew or shrank by 10%)
-    plus the reference passages (embedded once per embedding model)."""
+    """Background vectors per knowledge base: its sample plus the reference passages (embedded once per
+    embedding model). A sample is taken again when this process changed the base (``forget``) or after
+    ``SAMPLE_TTL_S`` — not by counting its chunks on every search."""
 
     def __init__(self) -> None:
-        self._samples: dict[str, tuple[int, np.ndarray]] = {}
+        self._samples: dict[str, tuple[float, np.ndarray]] = {}  # kb id → (taken at, vectors)
         self._references: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
 
@@ -107,7 +110,8 @@ class Background:
         model = kb["embedding_model"]
         references = self._references.get(model)
         if references is None:
-            references, _ = await inference.embed(model, REFERENCE, "passage")
+            with inference.acting_for(None):  # the server's own cost, not the first caller's
+                references, _ = await inference.embed(model, REFERENCE, "passage")
             self._references[model] = references
         reference = references[_ROWS[lang]]
         sample = self._sample(db, kb, index)
@@ -116,12 +120,13 @@ class Background:
     def _sample(self, db: str, kb: dict, index: KnowledgeIndex) -> np.ndarray:
         with self._lock:
             cached = self._samples.get(kb["id"])
-        if cached is not None and abs(cached[0] - kb["chunks"]) <= 0.1 * max(cached[0], 1):
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < SAMPLE_TTL_S:
             return cached[1]
         found = index.vectors(store.sample_chunk_ids(db, kb["id"], SAMPLE))
         matrix = np.asarray(list(found.values()), dtype=np.float32)
         with self._lock:
-            self._samples[kb["id"]] = (kb["chunks"], matrix)
+            self._samples[kb["id"]] = (now, matrix)
         return matrix
 
     def forget(self, kb_id: str) -> None:

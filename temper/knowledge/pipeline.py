@@ -80,6 +80,7 @@ class IngestJob:
                 raise
             finally:
                 self.stop.set()
+                self.service.background.forget(self.kb["id"])
             root.set({"temper.ingest.indexed": self.docs_done, "temper.ingest.failed": self.docs_failed,
                       "temper.ingest.chunks": self.chunks_done})
         if total and self.docs_failed == total:

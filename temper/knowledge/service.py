@@ -210,6 +210,7 @@ class KnowledgeService:
         if index is not None:
             index.delete_documents([doc_id])
         self.blobs.delete(kb_id, doc_id)
+        self.background.forget(kb_id)
 
     def url_policy(self) -> Any:
         from temper.knowledge.sources.web import FetchPolicy
@@ -282,7 +283,7 @@ class KnowledgeService:
                        flt: Filter | None = None, history: list[dict[str, str]] | None = None,
                        workspace_id: str | None = None, caller: Caller | None = None) -> Retrieved:
         """Hits for ``query``; its model calls are metered for ``caller`` (as are ``answer``'s)."""
-        kb = store.get_kb(self.db, kb_id, workspace_id)
+        kb = store.get_kb(self.db, kb_id, workspace_id, counted=False)
         settings, _ = self.settings_for(kb, retrieval, None)
         self.inference.act_for(caller)
         return await retrieve(self, kb, _question(query), settings, flt=flt, history=history)
@@ -291,7 +292,7 @@ class KnowledgeService:
                      answer: dict[str, Any] | None = None, flt: Filter | None = None,
                      history: list[dict[str, str]] | None = None, workspace_id: str | None = None,
                      caller: Caller | None = None) -> dict[str, Any]:
-        kb = store.get_kb(self.db, kb_id, workspace_id)
+        kb = store.get_kb(self.db, kb_id, workspace_id, counted=False)
         r, a = self.settings_for(kb, retrieval, answer)
         self.inference.act_for(caller)
         return await answers.answer(self, kb, _question(question), r, a, flt=flt, history=history)
@@ -300,7 +301,7 @@ class KnowledgeService:
                       answer: dict[str, Any] | None = None, flt: Filter | None = None,
                       history: list[dict[str, str]] | None = None, workspace_id: str | None = None,
                       caller: Caller | None = None) -> AsyncIterator[dict[str, Any]]:
-        kb = store.get_kb(self.db, kb_id, workspace_id)
+        kb = store.get_kb(self.db, kb_id, workspace_id, counted=False)
         r, a = self.settings_for(kb, retrieval, answer)
         self.inference.act_for(caller)  # the stream is iterated later, in this request's context
         return answers.answer_stream(self, kb, _question(question), r, a, flt=flt, history=history)

@@ -46,6 +46,12 @@ def chunk_dict(c: KbChunk) -> dict[str, Any]:
             "tokens": c.tokens, "metadata": c.chunk_metadata, "enrichment": c.enrichment}
 
 
+_CHUNK_COLUMNS = (KbChunk.id, KbChunk.document_id, KbChunk.ordinal, KbChunk.role, KbChunk.parent_ordinal, KbChunk.text,
+                  KbChunk.section, KbChunk.page, KbChunk.tokens, KbChunk.chunk_metadata, KbChunk.enrichment)
+_VISIBLE_KEYS = ("id", "document_id", "ordinal", "role", "parent_ordinal", "text", "section", "page", "tokens",
+                 "metadata", "enrichment", "document_title", "source", "document_metadata")
+
+
 def _kb(s: Any, kb_id: str, workspace_id: str | None) -> KnowledgeBase:
     kb = s.get(KnowledgeBase, kb_id)
     if kb is None or (workspace_id is not None and kb.workspace_id != workspace_id):
@@ -100,19 +106,17 @@ def list_kbs(db: str, workspace_id: str = DEFAULT_WORKSPACE) -> list[dict[str, A
         return [kb_dict(kb, by_status.get(kb.id), chunks.get(kb.id, 0)) for kb in kbs]
 
 
-def get_kb(db: str, kb_id: str, workspace_id: str | None = None) -> dict[str, Any]:
+def get_kb(db: str, kb_id: str, workspace_id: str | None = None, *, counted: bool = True) -> dict[str, Any]:
+    """A knowledge base with its document and chunk counts; ``counted`` False leaves the counts out (a
+    search needs only the settings, and counting is a grouped scan of its documents)."""
     with session(db) as s:
         kb = _kb(s, kb_id, workspace_id)
+        if not counted:
+            out = kb_dict(kb)
+            del out["documents"], out["chunks"]
+            return out
         by_status, chunks = _counts(s, [kb.id])
         return kb_dict(kb, by_status.get(kb.id), chunks.get(kb.id, 0))
-
-
-def find_kb(db: str, name_or_id: str, workspace_id: str = DEFAULT_WORKSPACE) -> dict[str, Any]:
-    """By id, or by name within the workspace (what the CLI accepts)."""
-    with session(db) as s:
-        kb_id = s.scalar(select(KnowledgeBase.id).where(KnowledgeBase.workspace_id == workspace_id,
-                                                        KnowledgeBase.name == name_or_id))
-    return get_kb(db, kb_id or name_or_id, workspace_id)
 
 
 def delete_kb(db: str, kb_id: str, workspace_id: str | None = None) -> None:
@@ -241,12 +245,11 @@ def visible_chunks(db: str, ids: list[int]) -> dict[int, dict[str, Any]]:
     for citations (index hits of half-built or deleted documents are dropped here)."""
     if not ids:
         return {}
-    with session(db) as s:
-        rows = s.execute(select(KbChunk, KbDocument.title, KbDocument.source, KbDocument.doc_metadata)
+    with session(db) as s:  # plain columns, not ORM objects: this runs on every search
+        rows = s.execute(select(*_CHUNK_COLUMNS, KbDocument.title, KbDocument.source, KbDocument.doc_metadata)
                          .join(KbDocument, KbDocument.id == KbChunk.document_id)
                          .where(KbChunk.id.in_(ids), KbChunk.generation == KbDocument.live_generation))
-        return {c.id: chunk_dict(c) | {"document_title": title, "source": source, "document_metadata": meta}
-                for c, title, source, meta in rows}
+        return {row[0]: dict(zip(_VISIBLE_KEYS, row)) for row in rows}
 
 
 def parents(db: str, document_id: str, ordinals: list[int]) -> dict[int, dict[str, Any]]:

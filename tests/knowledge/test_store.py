@@ -31,7 +31,11 @@ def test_a_document_is_visible_only_once_published_and_reingestion_swaps_atomica
     first = store.write_chunks(db, doc["id"], gen, chunks("退货期限为三十天。", "保修一年。"))
     assert (gen, stale) == (1, []) and store.visible_chunks(db, first) == {}  # built, not yet published
     assert store.publish(db, doc["id"], gen, title="Policy") == []
-    assert [c["text"] for c in store.visible_chunks(db, first).values()] == ["退货期限为三十天。", "保修一年。"]
+    visible = store.visible_chunks(db, first)
+    assert [c["text"] for c in visible.values()] == ["退货期限为三十天。", "保修一年。"]
+    for chunk in store.live_chunks(db, kb["id"], doc["id"]):  # every chunk field, plus its document's
+        assert visible[chunk["id"]] == chunk | {"document_title": "Policy", "source": "policy.md",
+                                                "document_metadata": {}}
 
     # unchanged content: nothing to do; changed content: the old chunks answer until the new ones are live
     assert store.add_document(db, kb["id"], "policy.md", source_type="file", checksum="a" * 64,
@@ -73,11 +77,12 @@ def test_names_counts_isolation_and_deletion(db: str) -> None:
     ids = store.write_chunks(db, ok["id"], gen, chunks("one", "two", "three"))
     store.publish(db, ok["id"], gen)
     store.fail(db, bad["id"], "The PDF is encrypted.")
-    got = store.find_kb(db, "Handbook")
-    assert got["id"] == kb["id"] and got["chunks"] == 3
+    got = store.get_kb(db, kb["id"])
+    assert got["name"] == "Handbook" and got["chunks"] == 3
     assert got["documents"] == {"queued": 0, "processing": 0, "indexed": 1, "failed": 1, "total": 2}
     assert [d["error"] for d in store.list_documents(db, kb["id"], status="failed")] == ["The PDF is encrypted."]
     store.delete_document(db, kb["id"], ok["id"])
+    assert store.get_kb(db, kb["id"], counted=False).keys() == got.keys() - {"documents", "chunks"}
     assert store.visible_chunks(db, ids) == {}
     store.delete_kb(db, kb["id"])
     with pytest.raises(NotFound):
