@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -53,6 +54,16 @@ class Client:
         if r.status_code >= 400:
             raise ServerError(f"{r.status_code}: {error_message(r)}")
         return r.json()
+
+    def pages(self, path: str, limit: int = 200, **params: Any) -> Iterator[dict[str, Any]]:
+        """Every item of a paged list (``limit``/``offset``, ``has_more``)."""
+        offset = 0
+        while True:
+            page = self.request("GET", path, params={**params, "limit": limit, "offset": offset})
+            yield from page["data"]
+            if not page.get("has_more") or not page["data"]:
+                return
+            offset += len(page["data"])
 
     def stream(self, method: str, path: str, **kw: Any) -> Any:
         """A context manager over a streamed response (status already checked)."""

@@ -25,10 +25,13 @@ URL = typer.Option(None, "--server", help="Server base URL (default TEMPER_URL o
 
 
 def _kb(client: Client, name_or_id: str) -> dict[str, Any]:
-    """A knowledge base by id or by name."""
-    for kb in client.request("GET", "/api/v1/knowledge-bases")["data"]:
-        if name_or_id in (kb["id"], kb["name"]):
+    """A knowledge base by name or id."""
+    named = client.request("GET", "/api/v1/knowledge-bases", params={"name": name_or_id})["data"]
+    for kb in named:
+        if kb["name"] == name_or_id:
             return kb
+    if name_or_id.startswith("kb_"):
+        return client.request("GET", f"/api/v1/knowledge-bases/{name_or_id}")
     raise InvalidRequest(f"No knowledge base named or with id {name_or_id!r}; see `temper kb list`.")
 
 
@@ -70,7 +73,7 @@ def create(name: str = typer.Argument(..., help="Any script: 客服知识库, pr
 def list_(server: str = URL) -> None:
     """Knowledge bases with their documents and chunks."""
     t = table("id", "name", "documents", "indexed", "failed", "chunks", "embedding model")
-    for kb in Client(server).request("GET", "/api/v1/knowledge-bases")["data"]:
+    for kb in Client(server).pages("/api/v1/knowledge-bases"):
         d = kb["documents"]
         t.add_row(kb["id"], escape(kb["name"]), str(d["total"]), str(d["indexed"]),
                   f"[red]{d['failed']}[/red]" if d["failed"] else "0", str(kb["chunks"]), kb["embedding_model"])

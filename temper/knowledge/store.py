@@ -98,12 +98,17 @@ def _counts(s: Any, kb_ids: list[str]) -> tuple[dict[str, dict[str, int]], dict[
     return by_status, chunks
 
 
-def list_kbs(db: str, workspace_id: str = DEFAULT_WORKSPACE) -> list[dict[str, Any]]:
+def list_kbs(db: str, workspace_id: str = DEFAULT_WORKSPACE, *, name: str | None = None, limit: int = 100,
+             offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """One page of a workspace's knowledge bases, newest first, with counts; and how many there are."""
+    where = [KnowledgeBase.workspace_id == workspace_id] + ([KnowledgeBase.name == name] if name else [])
     with session(db) as s:
-        kbs = list(s.scalars(select(KnowledgeBase).where(KnowledgeBase.workspace_id == workspace_id)
-                             .order_by(KnowledgeBase.created_at.desc())))
+        total = s.scalar(select(func.count()).select_from(KnowledgeBase).where(*where)) or 0
+        kbs = list(s.scalars(select(KnowledgeBase).where(*where).order_by(KnowledgeBase.created_at.desc(),
+                                                                          KnowledgeBase.id.desc())
+                             .limit(limit).offset(offset)))
         by_status, chunks = _counts(s, [kb.id for kb in kbs])
-        return [kb_dict(kb, by_status.get(kb.id), chunks.get(kb.id, 0)) for kb in kbs]
+        return [kb_dict(kb, by_status.get(kb.id), chunks.get(kb.id, 0)) for kb in kbs], total
 
 
 def get_kb(db: str, kb_id: str, workspace_id: str | None = None, *, counted: bool = True) -> dict[str, Any]:

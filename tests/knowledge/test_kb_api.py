@@ -255,6 +255,18 @@ def test_two_knowledge_bases_ingest_at_the_same_time(server: Server) -> None:
     assert job_a["started_at"] < job_b["finished_at"] and job_b["started_at"] < job_a["finished_at"]
 
 
+def test_knowledge_bases_are_listed_a_page_at_a_time(server: Server) -> None:
+    older, newer = create_kb(server, "page-older"), create_kb(server, "page-newer")
+    first = server.api("GET", "/api/v1/knowledge-bases", params={"limit": 1}).json()
+    assert [k["id"] for k in first["data"]] == [newer["id"]] and first["has_more"] and first["total"] >= 2
+    second = server.api("GET", "/api/v1/knowledge-bases", params={"limit": 1, "offset": 1}).json()
+    assert [k["id"] for k in second["data"]] == [older["id"]]
+    named = server.api("GET", "/api/v1/knowledge-bases", params={"name": "page-older"}).json()
+    assert [k["id"] for k in named["data"]] == [older["id"]] and named["total"] == 1 and not named["has_more"]
+    r = server.api("GET", "/api/v1/knowledge-bases", params={"limit": 0})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "limit", r.text
+
+
 def test_bad_requests_get_clear_errors(server: Server, kb: dict[str, Any]) -> None:
     cases = [
         ("POST", "/api/v1/knowledge-bases", {"name": "x", "embedding_model": "smollm2"}, 400, "wrong_model_type"),

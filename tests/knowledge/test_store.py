@@ -87,4 +87,9 @@ def test_names_counts_isolation_and_deletion(db: str) -> None:
     store.delete_kb(db, kb["id"])
     with pytest.raises(NotFound):
         store.get_kb(db, kb["id"])
-    assert [k["id"] for k in store.list_kbs(db, "ws_other")] == [other["id"]]
+    assert store.list_kbs(db, "ws_other") == ([store.get_kb(db, other["id"])], 1)
+    newer = [store.create_kb(db, f"Page {i}", workspace_id="ws_other")["id"] for i in range(3)]
+    first, total = store.list_kbs(db, "ws_other", limit=2)
+    rest, _ = store.list_kbs(db, "ws_other", limit=2, offset=2)
+    assert total == 4 and [k["id"] for k in first + rest] == [*reversed(newer), other["id"]]  # newest first
+    assert [k["id"] for k in store.list_kbs(db, "ws_other", name="Page 1")[0]] == [newer[1]]

@@ -116,9 +116,13 @@ def create(body: KnowledgeBaseIn, key: KeyInfo = Depends(admin), rt: Runtime = D
 
 
 @router.get("")
-def list_(key: KeyInfo = Depends(caller), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
-    items = store.list_kbs(rt.db, key.workspace_id)
-    return {"object": "list", "data": items, "total": len(items)}
+def list_(name: str | None = Query(None, description="Only the knowledge base with this name."),
+          limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0),
+          key: KeyInfo = Depends(caller), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
+    """Newest first, with document and chunk counts."""
+    items, total = store.list_kbs(rt.db, key.workspace_id, name=name, limit=limit, offset=offset)
+    return {"object": "list", "data": items, "total": total, "limit": limit, "offset": offset,
+            "has_more": offset + len(items) < total}
 
 
 @router.get("/{kb_id}")

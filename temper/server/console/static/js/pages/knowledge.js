@@ -56,11 +56,7 @@ export async function render(root, { me, navigate }) {
       h("div", { class: "actions" }, admin && h("button", { class: "primary", onclick: create, "data-test": "create-kb" }, "+ " + t("kb.create")))),
     list);
   pagedList(list, {
-    // The API returns every knowledge base of the workspace at once; the console pages through them.
-    load: async ({ limit, offset }) => {
-      const page = await get("/api/v1/knowledge-bases");
-      return { data: page.data.slice(offset, offset + limit), total: page.total ?? page.data.length };
-    },
+    load: ({ limit, offset }) => get("/api/v1/knowledge-bases", { limit, offset }),
     render: (rows) => h("div", { class: "table-wrap" }, h("table", { class: "tbl" },
       h("thead", {}, h("tr", {},
         h("th", {}, t("kb.name")), h("th", {}, t("kb.documents")), h("th", { class: "num" }, t("kb.chunks")),
