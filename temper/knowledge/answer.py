@@ -23,7 +23,7 @@ from temper.ops import tracing
 if TYPE_CHECKING:
     from temper.knowledge.service import KnowledgeService
 
-LOCAL_FLOOR = 2.5  # the local reranker's relevance (see retrieval.py), calibrated in docs/knowledge.md
+LOCAL_FLOOR = 2.75  # the local reranker's relevance (see retrieval.py), calibrated in docs/knowledge.md
 REFUSALS = {"en": "I cannot answer this from the documents in this knowledge base.",
             "zh": "根据知识库中的文档，我无法回答这个问题。"}
 SYSTEM = {

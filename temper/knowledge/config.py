@@ -66,7 +66,7 @@ class Answer(Settings):
     model: str = Field(DEFAULT_CHAT_MODEL, description="The chat model that writes the answer.")
     min_relevance: float | None = Field(
         None, description="Refuse when no source scores at least this after reranking. None: the reranker's "
-        "default (the local reranker: 2.0 standard deviations above the knowledge base's background).")
+        "default (the local reranker: 2.75 standard deviations above the query's background).")
     max_context_tokens: int = Field(1500, ge=100, le=100_000, description="Budget for the numbered sources.")
     max_tokens: int = Field(300, ge=1, le=8192, description="Most tokens the answer may have.")
     temperature: float = Field(0.0, ge=0, le=2)

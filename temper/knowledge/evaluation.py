@@ -100,7 +100,7 @@ CONFIGS: dict[str, dict[str, object]] = {
     "hybrid (RRF)": {"mode": "hybrid", "rerank": False},
     "hybrid + rerank": {"mode": "hybrid", "rerank": True},
 }
-FLOORS = (1.5, 2.0, 2.5, 3.0, 3.5, 4.0)
+FLOORS = (1.5, 2.0, 2.5, 2.75, 3.0, 3.5, 4.0)
 
 
 def refusal_table(answerable: Sequence[float], unanswerable: Sequence[float],
