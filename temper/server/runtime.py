@@ -15,6 +15,7 @@ from temper.auth.sessions import SESSION_COOKIE, SessionInfo, find_session
 from temper.config import Settings
 from temper.errors import AuthenticationError, PermissionDenied
 from temper.jobs.local import LocalRunner
+from temper.knowledge.index import analyzer
 from temper.knowledge.inference import Inference
 from temper.knowledge.service import KnowledgeService, index_factory
 from temper.models.catalog import Catalog
@@ -72,6 +73,7 @@ class Runtime:
                                           url_allow=self.settings.kb_url_allow_list, wake=self.jobs.wake,
                                           keys=self.key_by_id)
         self.jobs.handlers.update(self.knowledge.handlers())
+        loop.run_in_executor(None, analyzer.warm)  # in the background: the server is up meanwhile
         if self.settings.job_workers:
             await loop.run_in_executor(None, self.jobs.start)
         self._poller = loop.create_task(self._poll())

