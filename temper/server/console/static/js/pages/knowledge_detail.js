@@ -1,12 +1,14 @@
-// One knowledge base: its counts, adding documents (admins), ingestion progress (the latest jobs polled every
-// second while they run), the documents with their chunks, a retrieval test and Ask. Returns a cleanup that stops
-// polling and any answer still streaming.
+// One knowledge base: its counts, its settings (admins change them, members read them), adding documents and
+// database sources (admins), ingestion and sync progress (the latest jobs polled every second while they run), the
+// database sources with "Sync now", the documents with their chunks, a retrieval test and Ask. Returns a cleanup
+// that stops polling and any answer still streaming.
 import { del, get, post } from "../api.js";
 import { fmtNum, t } from "../i18n.js";
 import { badge, busy, confirmDialog, emptyState, errorBox, h, mount, progress, spinner, toast } from "../ui.js";
 import { STRATEGIES } from "./knowledge.js";
-import { addPanel, documentsPanel } from "./knowledge_docs.js";
+import { addPanel, documentsPanel, sourcesPanel } from "./knowledge_docs.js";
 import { askPanel, retrievalPanel } from "./knowledge_search.js";
+import { settingsPanel } from "./knowledge_settings.js";
 
 const FINISHED = ["succeeded", "failed", "cancelled"];
 const JOB_STATUSES = ["queued", "running", ...FINISHED];
@@ -118,6 +120,7 @@ export async function render(root, { me, params, navigate }) {
       schedule();
     } catch { /* the next refresh tries again */ }
     docs.reload();
+    sources.reload();
   }
   async function tick() {
     timer = null;
@@ -145,22 +148,30 @@ export async function render(root, { me, params, navigate }) {
     }
     schedule();
   }
-  function track(res) {
-    const n = (res.documents || []).length;
-    const skipped = (res.skipped || []).length;
-    toast(skipped ? t("kb.added_skipped", { n: fmtNum(n), skipped: fmtNum(skipped) }) : t("kb.added", { n: fmtNum(n) }));
+  /** Show (and poll) the job an add, retry or sync started. */
+  function follow(res, message) {
+    toast(message);
     if (res.job) jobs.set(res.job.id, res.job);
     drawJobs();
     refresh();
   }
+  function track(res) {
+    const n = (res.documents || []).length;
+    const skipped = (res.skipped || []).length;
+    follow(res, skipped ? t("kb.added_skipped", { n: fmtNum(n), skipped: fmtNum(skipped) }) : t("kb.added", { n: fmtNum(n) }));
+  }
+  const syncing = (res) => follow(res, t("kb.db_syncing", { name: res.name }));
 
   for (const j of kb.jobs || []) if (!FINISHED.includes(j.status)) jobs.set(j.id, j);
   const docs = documentsPanel(kb, { admin, onAdded: track, onChanged: refresh });
+  const sources = sourcesPanel(kb, { admin, onSynced: syncing });
+  const settings = settingsPanel(kb, { admin, onSaved: () => refresh() });
   const ask = askPanel(kb);
   drawHead();
   drawJobs();
-  mount(root, back, head,
-    h("div", { class: "kb-grid" }, admin ? addPanel(kb, { onAdded: track }) : null, jobsBox),
+  mount(root, back, head, settings,
+    h("div", { class: "kb-grid" }, admin ? addPanel(kb, { onAdded: track, onSource: syncing }) : null, jobsBox),
+    sources.node,
     docs.node,
     h("div", { class: "kb-grid" }, retrievalPanel(kb), ask.node));
   schedule();

@@ -1,5 +1,6 @@
-// The documents of a knowledge base: adding them (files by picker or drag and drop, pasted text, URLs), the list
-// with statuses, errors, retry and delete, and the chunk viewer. Used by knowledge_detail.js.
+// The documents of a knowledge base: adding them (files by picker or drag and drop, pasted text, URLs, a database
+// query), the database sources with "Sync now", the list with statuses, errors, retry and delete, and the chunk
+// viewer. Used by knowledge_detail.js.
 import { del, get, post, postForm } from "../api.js";
 import { fmtNum, fmtTime, t } from "../i18n.js";
 import { badge, busy, confirmDialog, errorBox, field, formDialog, h, modal, mount, spinner, toast } from "../ui.js";
@@ -27,8 +28,9 @@ function crumbs(parts, test) {
   return h("span", { class: "crumbs", "data-test": test }, parts.map((p, i) => [i ? h("span", { class: "sep" }, " › ") : null, h("span", {}, p)]));
 }
 
-/** Add documents (admins): files picked or dropped, then uploaded together with optional metadata; text; URLs. */
-export function addPanel(kb, { onAdded }) {
+/** Add documents (admins): files picked or dropped, then uploaded together with optional metadata; text; URLs;
+ * a database query (`onSource` gets the new source with its sync job). */
+export function addPanel(kb, { onAdded, onSource }) {
   let pending = [];
   const msg = h("div", {});
   const list = h("div", { class: "pending-files", "data-test": "pending-files" });
@@ -76,7 +78,8 @@ export function addPanel(kb, { onAdded }) {
   return h("div", { class: "panel", "data-test": "kb-add" },
     h("div", { class: "row panel-head" }, h("h2", { class: "grow-h" }, t("kb.add_documents")),
       h("button", { class: "small", "data-test": "add-text", onclick: () => textDialog(kb, onAdded) }, "+ " + t("kb.add_text")),
-      h("button", { class: "small", "data-test": "add-urls", onclick: () => urlsDialog(kb, onAdded) }, "+ " + t("kb.add_urls"))),
+      h("button", { class: "small", "data-test": "add-urls", onclick: () => urlsDialog(kb, onAdded) }, "+ " + t("kb.add_urls")),
+      h("button", { class: "small", "data-test": "add-database", onclick: () => databaseDialog(kb, onSource) }, "+ " + t("kb.add_database"))),
     zone, list,
     h("div", { class: "row upload-row" }, field(t("kb.metadata"), meta, t("kb.metadata_hint")), uploadBtn),
     msg);
@@ -103,6 +106,90 @@ function urlsDialog(kb, onAdded) {
       onAdded(await post(`${kbPath(kb)}/documents/urls`, { urls }));
     },
   });
+}
+
+/** A database query as documents: one per row (or per value of "group by"), synced now and on "Sync now". The server
+ * checks the URL, the query (one SELECT) and the columns before saving: a bad one is a 400 shown in the dialog. */
+function databaseDialog(kb, onSource) {
+  const optional = (label, name, test) => field(label, h("input", { name, class: "mono", maxlength: "200", "data-test": test,
+    placeholder: t("kb.optional") }));
+  const form = h("form", { onsubmit: (e) => e.preventDefault() },
+    h("div", { class: "muted small panel-hint-note" }, t("kb.db_intro")),
+    field(t("kb.name"), h("input", { name: "name", required: true, maxlength: "100", placeholder: "faq", "data-test": "db-name" }), t("kb.db_name_hint")),
+    field(t("kb.db_url"), h("input", { name: "url", required: true, class: "mono", placeholder: "sqlite:///data/crm.db", autocomplete: "off",
+      "data-test": "db-url" }), t("kb.db_url_hint")),
+    field(t("kb.db_query"), h("textarea", { name: "query", required: true, rows: "4", class: "mono", "data-test": "db-query",
+      placeholder: "SELECT id, question, answer FROM faq" }), t("kb.db_query_hint")),
+    h("div", { class: "row" },
+      field(t("kb.db_key_column"), h("input", { name: "key_column", required: true, class: "mono", maxlength: "200", placeholder: "id",
+        "data-test": "db-key-column" })),
+      optional(t("kb.db_title_column"), "title_column", "db-title-column"),
+      optional(t("kb.db_group_by"), "group_by", "db-group-by")),
+    h("div", { class: "muted small" }, t("kb.db_columns_hint")));
+  formDialog({
+    title: t("kb.add_database_title"), form, submitLabel: t("kb.add"), test: "add-database-submit",
+    submit: async (v) => {
+      let res;
+      try {
+        res = await post(`${kbPath(kb)}/sources`, { name: v.name, url: v.url, query: v.query, key_column: v.key_column,
+          title_column: v.title_column ?? null, group_by: v.group_by ?? null });
+      } catch (e) {
+        if (e.code === "invalid_source") {
+          const shown = new Error(t("kb.db_invalid", { message: e.message }));
+          throw Object.assign(shown, { status: e.status, code: e.code, param: e.param });
+        }
+        throw e;
+      }
+      onSource(res);
+    },
+  });
+}
+
+/** The database sources: name, database, query, documents, last key, last sync; "Sync now" (admins) starts a job.
+ * Hidden while there are none. `reload()` refreshes it in place. */
+export function sourcesPanel(kb, { admin, onSynced }) {
+  let generation = 0;
+  const box = h("div", { "data-test": "db-sources" });
+  const node = h("div", { class: "panel kb-sources", "data-test": "kb-sources", hidden: true },
+    h("div", { class: "row panel-head" }, h("h2", { class: "grow-h" }, t("kb.db_sources"))),
+    h("div", { class: "muted small panel-hint" }, t("kb.db_sources_hint")), box);
+  async function sync(src, btn) {
+    await busy(btn, async () => {
+      const res = await post(`${kbPath(kb)}/sources/${encodeURIComponent(src.id)}/sync`, {});
+      onSynced(res);
+    });
+  }
+  function draw(rows) {
+    node.hidden = !rows.length;
+    mount(box, h("div", { class: "table-wrap" }, h("table", { class: "tbl" },
+      h("thead", {}, h("tr", {}, h("th", {}, t("kb.name")), h("th", {}, t("kb.db_url")), h("th", {}, t("kb.db_query")),
+        h("th", { class: "num nowrap" }, t("kb.documents")), h("th", { class: "nowrap" }, t("kb.db_cursor")), h("th", { class: "nowrap" }, t("kb.db_synced_at")),
+        admin ? h("th", {}) : null)),
+      h("tbody", {}, rows.map((s) => {
+        const cfg = s.config || {};
+        return h("tr", { "data-test": "db-source-row", "data-source": s.name, "data-id": s.id },
+          h("td", {}, h("strong", {}, s.name), " ", badge(s.kind === "database" ? t("kb.db_kind_database") : s.kind)),
+          h("td", { class: "mono small clip", title: cfg.url || "" }, cfg.url || "—"),
+          h("td", { class: "mono small clip", title: cfg.query || "" }, cfg.query || "—"),
+          h("td", { class: "num", "data-test": "db-source-documents" }, fmtNum(s.documents || 0)),
+          h("td", { class: "mono small", "data-test": "db-source-cursor" }, s.cursor === null || s.cursor === undefined ? "—" : String(s.cursor)),
+          h("td", { class: "small nowrap", "data-test": "db-source-synced" }, s.synced_at ? fmtTime(s.synced_at) : t("kb.db_never")),
+          admin ? h("td", {}, h("button", { class: "small", "data-test": "sync-source", onclick: (e) => sync(s, e.currentTarget) }, t("kb.db_sync"))) : null);
+      })))));
+  }
+  async function load() {
+    const mine = ++generation;
+    try {
+      const page = await get(`${kbPath(kb)}/sources`);
+      if (mine === generation) draw(page.data || []);
+    } catch (e) {
+      if (mine !== generation) return;
+      node.hidden = false;
+      mount(box, errorBox(e));
+    }
+  }
+  load();
+  return { node, reload: load };
 }
 
 /** The chunk viewer: a document's facts, then its chunks in reading order (section path, page, tokens, text). */
