@@ -114,9 +114,13 @@ class KnowledgeService:
                                config=cfg.model_dump(), workspace_id=workspace_id)
 
     def update_config(self, kb_id: str, config: dict[str, Any], workspace_id: str | None = None) -> dict[str, Any]:
-        """Change retrieval, answer or enrichment settings; chunking applies to documents ingested from now."""
-        kb = store.get_kb(self.db, kb_id, workspace_id)
-        merged = kbconfig.parse({**kb["config"], **config})
+        """Change settings field by field (the fields of a section not given are kept); chunking applies to
+        documents ingested from now."""
+        kb = store.get_kb(self.db, kb_id, workspace_id, counted=False)
+        stored = kb["config"]
+        merged = kbconfig.parse({**stored, **{section: {**stored.get(section, {}), **fields}
+                                              if isinstance(fields, dict) else fields
+                                              for section, fields in config.items()}})
         return store.set_config(self.db, kb_id, merged.model_dump())
 
     def delete(self, kb_id: str, workspace_id: str | None = None) -> None:

@@ -267,6 +267,20 @@ def test_knowledge_bases_are_listed_a_page_at_a_time(server: Server) -> None:
     assert r.status_code == 400 and r.json()["error"]["param"] == "limit", r.text
 
 
+def test_settings_change_field_by_field(server: Server) -> None:
+    kb = create_kb(server, "settings", retrieval={"mode": "keyword", "candidates": 40})
+    path = f"/api/v1/knowledge-bases/{kb['id']}"
+    r = server.api("PATCH", path, json={"config": {"retrieval": {"top_k": 3}, "answer": {"max_tokens": 64}}})
+    assert r.status_code == 200, r.text
+    retrieval = r.json()["config"]["retrieval"]
+    assert (retrieval["top_k"], retrieval["mode"], retrieval["candidates"]) == (3, "keyword", 40)  # the rest kept
+    assert r.json()["config"]["answer"]["max_tokens"] == 64
+    for bad in ({"retrieval": {"top_k": 500}}, {"retrieval": 5}, {"nonsense": {}}):
+        r = server.api("PATCH", path, json={"config": bad})
+        assert r.status_code == 400 and r.json()["error"]["message"], (bad, r.text)
+    assert server.api("GET", path).json()["config"]["retrieval"] == retrieval  # nothing half-applied
+
+
 def test_bad_requests_get_clear_errors(server: Server, kb: dict[str, Any]) -> None:
     cases = [
         ("POST", "/api/v1/knowledge-bases", {"name": "x", "embedding_model": "smollm2"}, 400, "wrong_model_type"),
