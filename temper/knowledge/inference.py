@@ -160,6 +160,7 @@ class Inference:
 
     async def embed_query(self, model: str, text: str) -> tuple[np.ndarray, bool]:
         """One query's vector, from an LRU cache when it was asked before; (vector, cache hit)."""
+        self.model(model, "embedding")  # a cached vector is still only for callers allowed the model
         key = (model, text)
         with self._queries_lock:
             hit = self._queries.get(key)

@@ -353,9 +353,11 @@ def test_budgets_and_model_lists_bind_knowledge_base_requests(server: Server, kb
     r = httpx.post(url, headers=tiny, json={"query": f"parking {time.time()}"})  # the first query spent it
     assert r.status_code == 429 and r.json()["error"]["code"] == "insufficient_quota", r.text
     _, chat_only = new_key(server, allowed_models=["smollm2"])
-    r = httpx.post(url, headers=chat_only, json={"query": f"returns {time.time()}"})
-    assert r.status_code == 403 and r.json()["error"]["code"] == "model_not_allowed", r.text
-    assert kb["embedding_model"] in r.json()["error"]["message"]
+    retrieve(server, kb["id"], "parking")  # now in the query-vector cache
+    for query in (f"returns {time.time()}", "parking"):  # a cached vector is refused too
+        r = httpx.post(url, headers=chat_only, json={"query": query})
+        assert r.status_code == 403 and r.json()["error"]["code"] == "model_not_allowed", r.text
+        assert kb["embedding_model"] in r.json()["error"]["message"]
 
 
 def test_enrichment_by_a_plaza_model_is_stored_and_searchable(server: Server) -> None:
