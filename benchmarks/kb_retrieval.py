@@ -67,7 +67,7 @@ from temper.knowledge.index.qdrant_edge import QdrantEdgeIndex  # noqa: E402
 from temper.knowledge.ingest.web import HtmlParser  # noqa: E402
 from temper.knowledge.types import Chunk, IndexedChunk  # noqa: E402
 from benchmarks.kb_ingest import busy_cpu, proc_cpu, summarise  # noqa: E402
-from tests.conftest import TEMPER, Server, free_port  # noqa: E402
+from tests.conftest import Server, start_server, stop_server  # noqa: E402
 
 DIM = 384
 CANDIDATES = 30  # the default Retrieval.candidates: what one retrieval asks of each index search
@@ -286,40 +286,6 @@ def in_process(home: Path, kb_id: str, questions: list[dict[str, str]], qvecs: n
         os.sched_setaffinity(0, before)
 
 
-def start_pinned(home: Path, cpu: int, env: dict[str, str]) -> Server:
-    """``temper serve`` on a free port under ``taskset -c CPU`` (tests.conftest.start_server, pinned)."""
-    port = free_port()
-    full = {**os.environ, "TEMPER_HOME": str(home), "TEMPER_PORT": str(port), "TEMPER_LOG_LEVEL": "warning",
-            "PYTHONPATH": str(ROOT), **env}
-    full.pop("TEMPER_ADMIN_KEY", None)
-    log = open(home / "server.log", "a")
-    proc = subprocess.Popen(["taskset", "-c", str(cpu), *TEMPER, "serve"], env=full, stdout=log,
-                            stderr=subprocess.STDOUT, cwd=ROOT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {(home / 'server.log').read_text()[-3000:]}")
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        raise RuntimeError("server did not become ready")
-    return Server(url, home, (home / "admin_key").read_text().strip(), full, proc)
-
-
-def stop(server: Server) -> None:
-    server.proc.terminate()
-    try:
-        server.proc.wait(30)
-    except subprocess.TimeoutExpired:
-        server.proc.kill()
-        server.proc.wait()
-
-
 def sequential(client: httpx.Client, path: str, texts: list[str], expect_hit: bool) -> list[float]:
     times = []
     for text in texts:
@@ -416,13 +382,14 @@ def main() -> None:
     phase = Phase("index and embedding alone, in-process")
     alone = in_process(home, info["kb_id"], questions, qvecs, args.server_cpu)
     phases.append(phase.end())
-    env = {"TEMPER_TRACING": "true" if args.tracing else "false", "OMP_NUM_THREADS": "1"}
-    server = start_pinned(home, args.server_cpu, env)
+    env = {"TEMPER_TRACING": "true" if args.tracing else "false", "OMP_NUM_THREADS": "1",
+           "TEMPER_CATALOG_POLL_S": "1.0", "TEMPER_USAGE_FLUSH_S": "0.5"}  # the defaults, not the tests' faster ones
+    server = start_server(home, env, prefix=["taskset", "-c", str(args.server_cpu)], ready_s=180)
     os.sched_setaffinity(0, {args.client_cpu})
     try:
         http = over_http(server, info["kb_id"], questions, args, phases)
     finally:
-        stop(server)
+        stop_server(server)
     report(info, alone, http, phases, args, len(questions))
 
 

@@ -7,7 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,7 +79,10 @@ class Server:
         return sqlite3.connect(self.home / "temper.db")
 
 
-def start_server(home: Path, extra_env: dict[str, str] | None = None) -> Server:
+def start_server(home: Path, extra_env: dict[str, str] | None = None, *, prefix: Sequence[str] = (),
+                 ready_s: float = 60) -> Server:
+    """``temper serve`` on a free port in ``home``, started with ``prefix`` (e.g. ``taskset -c 0``), ready
+    within ``ready_s``; ``extra_env`` overrides the tests' settings."""
     port = free_port()
     env = {**os.environ, "TEMPER_HOME": str(home), "TEMPER_PORT": str(port), "TEMPER_LOG_LEVEL": "warning",
            "TEMPER_CATALOG_POLL_S": "0.2", "TEMPER_USAGE_FLUSH_S": "0.1", "PYTHONPATH": str(ROOT),
@@ -88,9 +91,9 @@ def start_server(home: Path, extra_env: dict[str, str] | None = None) -> Server:
            **(extra_env or {})}
     env.pop("TEMPER_ADMIN_KEY", None)
     log = open(home / "server.log", "w")
-    proc = subprocess.Popen([*TEMPER, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    proc = subprocess.Popen([*prefix, *TEMPER, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
+    deadline = time.time() + ready_s
     while time.time() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited: {(home / 'server.log').read_text()}")
