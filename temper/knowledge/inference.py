@@ -147,12 +147,14 @@ class Inference:
     async def embed(self, model: str, texts: list[str], input_type: str) -> tuple[np.ndarray, int]:
         """L2-normalised vectors of ``texts`` as ``"query"`` or ``"passage"`` (e5's prefixes; remote models
         ignore the field), and the tokens used."""
-        entry = self.model(model, "embedding")
+        return await self._embed(self.model(model, "embedding"), texts, input_type)
+
+    async def _embed(self, entry: ModelEntry, texts: list[str], input_type: str) -> tuple[np.ndarray, int]:
         req = {"model": entry.id, "input": texts, "input_type": input_type, "encoding_format": "float"}
         data = (await self._call("embedding", entry, req)).reply.data or {}
         rows = sorted(data.get("data") or [], key=lambda d: d["index"])
         if len(rows) != len(texts):
-            raise UpstreamError(f"{model} returned {len(rows)} embeddings for {len(texts)} texts")
+            raise UpstreamError(f"{entry.id} returned {len(rows)} embeddings for {len(texts)} texts")
         vectors = np.asarray([r["embedding"] for r in rows], dtype=np.float32)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         vectors /= np.where(norms == 0, 1.0, norms)
@@ -160,14 +162,14 @@ class Inference:
 
     async def embed_query(self, model: str, text: str) -> tuple[np.ndarray, bool]:
         """One query's vector, from an LRU cache when it was asked before; (vector, cache hit)."""
-        self.model(model, "embedding")  # a cached vector is still only for callers allowed the model
+        entry = self.model(model, "embedding")  # a cached vector is still only for callers allowed the model
         key = (model, text)
         with self._queries_lock:
             hit = self._queries.get(key)
             if hit is not None:
                 self._queries.move_to_end(key)
                 return hit, True
-        vectors, _ = await self.embed(model, [text], "query")
+        vectors, _ = await self._embed(entry, [text], "query")
         with self._queries_lock:
             self._queries[key] = vectors[0]
             if len(self._queries) > QUERY_CACHE_SIZE:

@@ -23,13 +23,15 @@ _NAME_RE = re.compile(r"\w[\w .-]{0,99}")  # \w is Unicode: Chinese names are fi
 DOC_STATUSES = ("queued", "processing", "indexed", "failed")
 
 
-def kb_dict(kb: KnowledgeBase, counts: dict[str, int] | None = None, chunks: int = 0) -> dict[str, Any]:
-    counts = counts or {}
-    return {"id": kb.id, "object": "knowledge_base", "name": kb.name, "description": kb.description,
-            "workspace_id": kb.workspace_id, "embedding_model": kb.embedding_model, "dimensions": kb.dim,
-            "config": kb.config,
-            "documents": {status: counts.get(status, 0) for status in DOC_STATUSES} | {"total": sum(counts.values())},
-            "chunks": chunks, "created_at": iso_utc(kb.created_at), "updated_at": iso_utc(kb.updated_at)}
+def kb_dict(kb: KnowledgeBase, counts: dict[str, int] | None, chunks: int = 0) -> dict[str, Any]:
+    """A knowledge base, with its documents per status and its chunks unless ``counts`` is None."""
+    out = {"id": kb.id, "object": "knowledge_base", "name": kb.name, "description": kb.description,
+           "workspace_id": kb.workspace_id, "embedding_model": kb.embedding_model, "dimensions": kb.dim,
+           "config": kb.config, "created_at": iso_utc(kb.created_at), "updated_at": iso_utc(kb.updated_at)}
+    if counts is not None:
+        out["documents"] = {status: counts.get(status, 0) for status in DOC_STATUSES} | {"total": sum(counts.values())}
+        out["chunks"] = chunks
+    return out
 
 
 def document_dict(d: KbDocument) -> dict[str, Any]:
@@ -79,7 +81,7 @@ def create_kb(db: str, name: str, *, description: str = "", embedding_model: str
                                embedding_model=embedding_model, config=config or {})
             s.add(kb)
             s.flush()
-            return kb_dict(kb)
+            return kb_dict(kb, {})
     except IntegrityError:
         raise InvalidRequest(f"A knowledge base named {name!r} already exists.", param="name",
                              code="knowledge_base_exists") from None
@@ -108,7 +110,7 @@ def list_kbs(db: str, workspace_id: str = DEFAULT_WORKSPACE, *, name: str | None
                                                                           KnowledgeBase.id.desc())
                              .limit(limit).offset(offset)))
         by_status, chunks = _counts(s, [kb.id for kb in kbs])
-        return [kb_dict(kb, by_status.get(kb.id), chunks.get(kb.id, 0)) for kb in kbs], total
+        return [kb_dict(kb, by_status.get(kb.id, {}), chunks.get(kb.id, 0)) for kb in kbs], total
 
 
 def get_kb(db: str, kb_id: str, workspace_id: str | None = None, *, counted: bool = True) -> dict[str, Any]:
@@ -117,11 +119,9 @@ def get_kb(db: str, kb_id: str, workspace_id: str | None = None, *, counted: boo
     with session(db) as s:
         kb = _kb(s, kb_id, workspace_id)
         if not counted:
-            out = kb_dict(kb)
-            del out["documents"], out["chunks"]
-            return out
+            return kb_dict(kb, None)
         by_status, chunks = _counts(s, [kb.id])
-        return kb_dict(kb, by_status.get(kb.id), chunks.get(kb.id, 0))
+        return kb_dict(kb, by_status.get(kb.id, {}), chunks.get(kb.id, 0))
 
 
 def delete_kb(db: str, kb_id: str, workspace_id: str | None = None) -> None:
