@@ -8,15 +8,17 @@ text of a request and its answer is derived when a trace is read, unless the sto
 """
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
+from itertools import chain
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, Table
+from sqlalchemy import Connection, Engine, Table
 
 from temper.ops import tracing as t
 from temper.ops.payloads import Masker, parsed, readable_input, readable_output, stored
-from temper.ops.tracing import Span
+from temper.ops.tracing import Finished, Span
 from temper.store.db import get_engine
 from temper.store.tables import SpanRow, TraceRow
 
@@ -28,20 +30,51 @@ TRACE_COLUMNS = ("trace_id", "span_id", "parent_id", "workspace_id", "name", "ki
 INLINE_LIMIT = 200  # child spans kept in a trace's row; more go to the spans table
 
 
-def _insert(engine: Engine, table: Table, columns: tuple[str, ...], skip_duplicates: bool) -> tuple[str, bool]:
-    """Driver-level SQL for inserting ``columns`` in that order, and whether it takes tuples (not dicts)."""
-    if engine.dialect.name == "postgresql":
+class _Insert:
+    """A prepared insert of ``columns`` into ``table`` for batches of row tuples.
+
+    On SQLite the rows go in as multi-row ``VALUES`` statements of a few fixed sizes (so the prepared
+    statements are cached): ``executemany`` steps the statement, and releases and retakes the GIL, once per
+    row, which costs ~2.5 µs a row and hands the event loop's core back and forth with this thread. On
+    PostgreSQL, psycopg's ``executemany`` already pipelines the rows.
+    """
+
+    SIZES = (256, 64, 16, 4, 1)
+
+    def __init__(self, engine: Engine, table: Table, columns: tuple[str, ...], skip_duplicates: bool) -> None:
+        self.columns = columns
+        self.sqlite = engine.dialect.name == "sqlite"
+        if self.sqlite:
+            one = "(" + ", ".join("?" * len(columns)) + ")"
+            tail = " ON CONFLICT DO NOTHING" if skip_duplicates else ""
+            head = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "
+            with engine.connect() as conn:  # a build of SQLite may allow fewer than 32,766 parameters
+                limit = conn.connection.dbapi_connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)  # type: ignore[union-attr]
+            self.sql = {n: head + ", ".join([one] * n) + tail for n in self.SIZES if n * len(columns) <= limit}
+            return
         from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    stmt = insert(table)
-    if skip_duplicates:
-        stmt = stmt.on_conflict_do_nothing()
-    compiled = stmt.compile(dialect=engine.dialect, column_keys=list(columns))
-    positional = compiled.positiontup is not None
-    if positional and tuple(compiled.positiontup) != columns:
-        raise RuntimeError(f"unexpected parameter order for {table.name}: {compiled.positiontup}")
-    return str(compiled), positional
+
+        stmt = insert(table)
+        if skip_duplicates:
+            stmt = stmt.on_conflict_do_nothing()
+        compiled = stmt.compile(dialect=engine.dialect, column_keys=list(columns))
+        self.positional = compiled.positiontup is not None
+        if self.positional and tuple(compiled.positiontup) != columns:  # type: ignore[arg-type]
+            raise RuntimeError(f"unexpected parameter order for {table.name}: {compiled.positiontup}")
+        self.sql = {0: str(compiled)}
+
+    def run(self, conn: Connection, rows: list[tuple]) -> None:
+        if not rows:
+            return
+        if not self.sqlite:
+            conn.exec_driver_sql(self.sql[0], rows if self.positional
+                                 else [dict(zip(self.columns, r)) for r in rows])  # type: ignore[arg-type]
+            return
+        i = 0
+        for n, sql in self.sql.items():
+            while len(rows) - i >= n:
+                conn.exec_driver_sql(sql, tuple(chain.from_iterable(rows[i:i + n])))
+                i += n
 
 
 def _dumps(value: dict[str, Any] | list[dict[str, Any]]) -> str:
@@ -55,50 +88,62 @@ class SpanStoreSink:
         self.engine = get_engine(db)
         self.payload_chars = payload_chars
         self.masker = masker
-        self._spans = _insert(self.engine, SpanRow.__table__, SPAN_COLUMNS, False)  # type: ignore[arg-type]
-        self._traces = _insert(self.engine, TraceRow.__table__, TRACE_COLUMNS, True)  # type: ignore[arg-type]
+        self._spans = _Insert(self.engine, SpanRow.__table__, SPAN_COLUMNS, False)  # type: ignore[arg-type]
+        self._traces = _Insert(self.engine, TraceRow.__table__, TRACE_COLUMNS, True)  # type: ignore[arg-type]
 
     def export(self, spans: Sequence[Span]) -> None:
+        self.write([s.finished() for s in spans])
+
+    def write(self, spans: Sequence[Finished]) -> None:
+        """Store finished spans (``Span.finished()``) in one transaction."""
         limit, masker = self.payload_chars, self.masker
-        inline: dict[int, list[dict[str, Any]]] = {id(s): [] for s in spans if s.root is None}
+        inline: dict[int, list[dict[str, Any]]] = {s[1]: [] for s in spans if s[3] is None}
         span_rows: list[tuple] = []
+        trace_rows: list[tuple] = []
         for s in spans:
-            if s.root is None:
+            (trace_id, span_id, parent_id, root_id, workspace_id, name, kind, start_ns, end_ns, status, error,
+             attrs, input, output, _, _) = s
+            if root_id is None:
                 continue
-            children = inline.get(id(s.root))
+            children = inline.get(root_id)
             if children is not None and len(children) < INLINE_LIMIT:
-                children.append({
-                    "id": f"{s.span_id:016x}", "parent_id": f"{s.parent_id:016x}", "name": s.name[:200],
-                    "kind": s.kind, "start_us": s.start_ns // 1000, "duration_ms": (s.end_ns - s.start_ns) / 1e6,
-                    "status": s.status, "error": s.error, "attributes": s.attributes,
-                    "input": stored(s.input, limit, masker), "output": stored(s.output, limit, masker)})
+                child = {"id": f"{span_id:016x}", "parent_id": f"{parent_id:016x}", "name": name[:200], "kind": kind,
+                         "start_us": start_ns // 1000, "duration_ms": (end_ns - start_ns) / 1e6, "status": status,
+                         "attributes": attrs}
+                if error is not None:  # absent fields read as None (traces._span_dict)
+                    child["error"] = error
+                if input is not None:
+                    child["input"] = stored(input, limit, masker)
+                if output is not None:
+                    child["output"] = stored(output, limit, masker)
+                children.append(child)
                 continue
             span_rows.append((
-                f"{s.span_id:016x}", f"{s.trace_id:032x}", f"{s.parent_id:016x}", s.workspace_id, s.name[:200],
-                s.kind, s.start_ns // 1000, (s.end_ns - s.start_ns) / 1e6, s.status, s.error, _dumps(s.attributes),
-                stored(s.input, limit, masker), stored(s.output, limit, masker)))
-        trace_rows = [self._trace_row(s, inline[id(s)]) for s in spans if s.root is None]
+                f"{span_id:016x}", f"{trace_id:032x}", f"{parent_id:016x}", workspace_id, name[:200], kind,
+                start_ns // 1000, (end_ns - start_ns) / 1e6, status, error, _dumps(attrs),
+                stored(input, limit, masker), stored(output, limit, masker)))
+        for s in spans:
+            if s[3] is None:
+                trace_rows.append(self._trace_row(s, inline[s[1]]))
         with self.engine.begin() as conn:
-            for (sql, positional), rows, columns in ((self._traces, trace_rows, TRACE_COLUMNS),
-                                                     (self._spans, span_rows, SPAN_COLUMNS)):
-                if rows:
-                    conn.exec_driver_sql(sql, rows if positional else [dict(zip(columns, r)) for r in rows])
+            self._traces.run(conn, trace_rows)
+            self._spans.run(conn, span_rows)
 
-    def _trace_row(self, s: Span, children: list[dict[str, Any]]) -> tuple:
-        attrs = s.attributes
-        usage = s.usage or (0, 0, 0.0)
-        raw_in, raw_out = parsed(s.input), parsed(s.output)
+    def _trace_row(self, s: Finished, children: list[dict[str, Any]]) -> tuple:
+        (trace_id, span_id, parent_id, _, workspace_id, name, kind, start_ns, end_ns, status, error, attrs, input,
+         output, below, usage) = s
+        usage = usage or (0, 0, 0.0)
+        raw_in, raw_out = parsed(input), parsed(output)
         if isinstance(raw_out, list):  # a relayed stream: keep the answer, not every SSE frame
             raw_out = readable_output(raw_out)
         stored_in, stored_out, read_in, read_out = self._payloads(raw_in, raw_out)
         return (
-            f"{s.trace_id:032x}", f"{s.span_id:016x}", f"{s.parent_id:016x}" if s.parent_id else None,
-            s.workspace_id, s.name[:200], s.kind, s.start_ns // 1000, (s.end_ns - s.start_ns) / 1e6, s.status,
-            s.error, attrs.get(t.APP_ID), attrs.get(t.RESPONSE_MODEL) or attrs.get(t.REQUEST_MODEL),
-            attrs.get(t.KEY_ID), attrs.get(t.INPUT_TOKENS, usage[0]) or 0, attrs.get(t.OUTPUT_TOKENS, usage[1]) or 0,
-            attrs.get(t.COST, usage[2]) or 0.0, attrs.get(t.TTFT_MS), s.children + 1, _dumps(attrs),
-            read_in, read_out, stored_in, stored_out,
-            _dumps(children) if children else None)
+            f"{trace_id:032x}", f"{span_id:016x}", f"{parent_id:016x}" if parent_id else None, workspace_id,
+            name[:200], kind, start_ns // 1000, (end_ns - start_ns) / 1e6, status, error, attrs.get(t.APP_ID),
+            attrs.get(t.RESPONSE_MODEL) or attrs.get(t.REQUEST_MODEL), attrs.get(t.KEY_ID),
+            attrs.get(t.INPUT_TOKENS, usage[0]) or 0, attrs.get(t.OUTPUT_TOKENS, usage[1]) or 0,
+            attrs.get(t.COST, usage[2]) or 0.0, attrs.get(t.TTFT_MS), below + 1, _dumps(attrs),
+            read_in, read_out, stored_in, stored_out, _dumps(children) if children else None)
 
     def _payloads(self, raw_in: Any, raw_out: Any) -> tuple[str | None, str | None, str | None, str | None]:
         """The stored bodies, and the readable text only where a reader could not derive it from them."""

@@ -136,8 +136,8 @@ def _child(r: SpanRow) -> dict[str, Any]:
 def _span_dict(c: dict[str, Any], t0: int, depth: int) -> dict[str, Any]:
     return {"id": c["id"], "parent_id": c["parent_id"], "name": c["name"], "kind": c["kind"],
             "start": iso(c["start_us"]), "offset_ms": round((c["start_us"] - t0) / 1000, 3),
-            "duration_ms": round(c["duration_ms"], 3), "status": c["status"], "error": c["error"],
-            "attributes": c["attributes"], "input": c["input"], "output": c["output"], "depth": depth}
+            "duration_ms": round(c["duration_ms"], 3), "status": c["status"], "error": c.get("error"),
+            "attributes": c["attributes"], "input": c.get("input"), "output": c.get("output"), "depth": depth}
 
 
 def trace_children(s: Session, root: TraceRow) -> list[dict[str, Any]]:

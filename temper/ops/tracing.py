@@ -42,6 +42,10 @@ APP_ID = "temper.app_id"
 ERROR_CODE = "error.type"
 
 F = TypeVar("F", bound=Callable[..., Any])
+# Span.finished(): trace id, span id, parent id, the trace's root span id (None on a root), workspace, name, kind,
+# start ns, end ns, status, error, attributes, input, output, spans below (on roots), usage below (on roots)
+Finished = tuple[int, int, int | None, int | None, str, str, str, int, int, str, str | None, dict[str, Any], Any, Any,
+                 int, list[float] | None]
 _rand = random.Random()  # not for secrets: trace and span ids only need to be unique
 
 
@@ -129,6 +133,13 @@ class Span:
     @property
     def duration_ms(self) -> float:
         return ((self.end_ns or time.time_ns()) - self.start_ns) / 1e6
+
+    def finished(self) -> Finished:
+        """The span as plain data (what the span store writes, in this process or the writer process)."""
+        root = self.root
+        return (self.trace_id, self.span_id, self.parent_id, root.span_id if root is not None else None,
+                self.workspace_id, self.name, self.kind, self.start_ns, self.end_ns, self.status, self.error,
+                self.attributes, self.input, self.output, self.children, self.usage)
 
 
 class _NoSpan(Span):
