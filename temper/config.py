@@ -36,6 +36,9 @@ class Settings(BaseSettings):
                                      "kept (the rest is cut).")
     trace_mask_pii: bool = Field(default=False, description="Mask e-mail addresses, phone, card and ID numbers "
                                  "in stored span inputs/outputs.")
+    trace_writer: Literal["process", "thread"] = Field(
+        default="process", description="Where spans are written to the store: a writer process of the server's "
+        "own (off the event loop's core), or a thread in the server.")
     trace_retention_days: float = Field(default=30, gt=0, description="Traces older than this are deleted.")
     otlp_endpoint: str | None = Field(default=None, description="Also export spans to this OTLP/HTTP URL "
                                       "(e.g. http://collector:4318/v1/traces).")

@@ -16,7 +16,8 @@ from typing import Protocol
 import pluggy
 
 from temper.config import Settings
-from temper.ops.payloads import Masker, mask_pii
+from temper.ops.payloads import Masker
+from temper.ops.payloads import mask_pii as pii_regexes
 from temper.ops.span_store import SpanStoreSink
 from temper.ops.tracing import Span
 
@@ -121,18 +122,26 @@ class SpanExporter:
                 "sinks": [s.name for s in self.sinks]}
 
 
-def masker_for(settings: Settings, pm: pluggy.PluginManager | None) -> Masker | None:
+def masker_for(mask_pii: bool, pm: pluggy.PluginManager | None) -> Masker | None:
     """A plugin's ``mask_trace_payload`` if one is installed, else the built-in regexes when enabled."""
     if pm is not None and pm.hook.mask_trace_payload.get_hookimpls():
         hook = pm.hook.mask_trace_payload
         return lambda text: hook(text=text) or text
-    return mask_pii if settings.trace_mask_pii else None
+    return pii_regexes if mask_pii else None
 
 
 def from_settings(settings: Settings, pm: pluggy.PluginManager | None = None) -> SpanExporter:
-    """The span store, plus an OTLP endpoint when ``TEMPER_OTLP_ENDPOINT`` is set."""
-    masker = masker_for(settings, pm)
-    sinks: list[Sink] = [SpanStoreSink(settings.db_url, settings.trace_payload_chars, masker)]
+    """The span store (through its writer process, by default), plus an OTLP endpoint when
+    ``TEMPER_OTLP_ENDPOINT`` is set."""
+    masker = masker_for(settings.trace_mask_pii, pm)
+    store: Sink
+    if settings.trace_writer == "process":
+        from temper.ops.span_writer import WriterProcess
+
+        store = WriterProcess(settings.db_url, settings.trace_payload_chars, settings.trace_mask_pii)
+    else:
+        store = SpanStoreSink(settings.db_url, settings.trace_payload_chars, masker)
+    sinks: list[Sink] = [store]
     if settings.otlp_endpoint:
         from temper.ops.otlp import OtlpSink, parse_headers  # the SDK loads only when export is on
 

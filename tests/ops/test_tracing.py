@@ -4,6 +4,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import math
+import os
+import signal
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -21,6 +23,7 @@ from temper.ops.otlp import OtlpSink
 from temper.ops.payloads import mask_pii
 from temper.ops.scores import add_score
 from temper.ops.span_store import SpanStoreSink
+from temper.ops.span_writer import WriterProcess
 from temper.ops.traces import TraceFilter, delete_before, get_trace, list_traces, now_us
 from temper.store.db import migrate, session
 from temper.store.tables import ScoreRow, SpanRow, TraceRow
@@ -33,12 +36,14 @@ def db(tmp_path: Path) -> str:
     return url
 
 
-@pytest.fixture
-def store(db: str) -> Iterator[SpanExporter]:
-    ex = SpanExporter([SpanStoreSink(db)])
+@pytest.fixture(params=["thread", "process"])
+def store(db: str, request: pytest.FixtureRequest) -> Iterator[SpanExporter]:
+    """The span store written in this process, and through the writer process (the server's default)."""
+    ex = SpanExporter([SpanStoreSink(db) if request.param == "thread" else WriterProcess(db, 8000, False)])
     tracing.install(ex)
     yield ex
     tracing.install(None)
+    ex.close()
 
 
 def test_nested_pipeline_is_one_tree(db: str, store: SpanExporter) -> None:
@@ -173,6 +178,34 @@ def test_payloads_are_capped_and_masked(db: str) -> None:
         assert secret not in stored
     assert "<email>" in stored and "<phone>" in stored and "<id-number>" in stored and "<card-number>" in stored
     assert stored.endswith("more characters]") and len(stored) < 200
+
+
+def test_writer_process_masks_caps_and_comes_back_after_a_crash(db: str) -> None:
+    writer = WriterProcess(db, payload_chars=120, mask_pii=True)
+    ex = SpanExporter([writer])
+    tracing.install(ex)
+    try:
+        with tracing.span("root", input="mail zhang.san@example.com " + "x" * 500) as first:
+            with tracing.span("child", "tool", input=threading.Lock()):  # does not pickle: goes as text
+                pass
+        ex.drain()
+        pid = writer.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        with tracing.span("after the crash", input="hello") as second:
+            pass
+        ex.drain()
+        assert writer.pid not in (None, pid) and ex.stats()["errors"] == 0
+    finally:
+        tracing.install(None)
+        ex.close()
+    assert writer.pid is None  # closed: the process has exited
+    spans = get_trace(db, first.trace_hex)["spans"]
+    assert "zhang.san@example.com" not in spans[0]["input"] and "<email>" in spans[0]["input"]
+    assert spans[0]["input"].endswith("more characters]")
+    assert spans[1]["name"] == "child" and "lock" in spans[1]["input"]
+    assert get_trace(db, second.trace_hex)["spans"][0]["input"] == "hello"
 
 
 def test_readable_text_is_derived_on_read_and_kept_when_the_body_is_capped(db: str) -> None:
