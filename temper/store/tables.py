@@ -204,7 +204,10 @@ class TraceRow(Base):
                       Index("ix_traces_model_start", "model", "start_us"),
                       Index("ix_traces_key_start", "key_id", "start_us"),
                       Index("ix_traces_app_start", "app_id", "start_us", sqlite_where=text("app_id IS NOT NULL"),
-                            postgresql_where=text("app_id IS NOT NULL")))
+                            postgresql_where=text("app_id IS NOT NULL")),
+                      *(Index(f"ix_traces_errors_{name}", column, "start_us", sqlite_where=text("status = 'error'"),
+                              postgresql_where=text("status = 'error'"))
+                        for name, column in (("ws", "workspace_id"), ("key", "key_id"), ("model", "model"))))
 
 
 class ScoreRow(Base):
