@@ -40,7 +40,7 @@ def fill(db: str, n_spans: int, seed: int = 7) -> int:
     t0 = time.perf_counter()
     while made < n_spans:
         model = rng.choice(MODELS)
-        start_us = min(end, first + int(traces * step * rng.uniform(0.5, 1.5)))
+        start_us = min(end, int(first + (traces + rng.uniform(-0.5, 0.5)) * step))  # in order, jittered
         duration_ms = rng.lognormvariate(5.5, 0.8)
         failed = rng.random() < 0.03
         root = Span(f"chat {model}", "gateway", None, {

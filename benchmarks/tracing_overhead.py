@@ -3,13 +3,17 @@
 This VM's speed drifts by up to 50% within minutes, which swamps a 10% effect when each mode runs
 for a whole scenario. So both gateways run at once (idle in turn, each on CPU 0), and the load
 alternates between them in short bursts: off, on, on, off, off, on, ... Each burst is measured as
-the gateway's own CPU time (all its threads, /proc/PID/stat, read after the span exporter has
-drained) per request, and its RPS; the overhead is the median over the pairs of on/off ratios, so
-drift cancels within each pair. The mock upstream and the load generator (the shared harness in
-../shared/bench_gateway) run on CPU 1.
+the CPU time per request of the gateway's whole process group (all threads, and the span writer
+process), of the gateway process alone, and of its event-loop thread, read after the span exporter
+has drained; and as RPS. The overhead is the median over the pairs of on/off ratios, so drift cancels
+within each pair. The mock upstream and the load generator (the shared harness in
+../shared/bench_gateway) run on CPU 1. The span writer process shares CPU 0 unless --writer-cpus
+moves it (a server with a core to spare).
 
     python benchmarks/tracing_overhead.py                        # non-stream and stream, c=32
     python benchmarks/tracing_overhead.py --pairs 30 --requests 4000 --scenarios ns
+    python benchmarks/tracing_overhead.py --writer-cpus 1        # the span writer on the other core
+    python benchmarks/tracing_overhead.py --writer thread        # spans written by a thread in the server
 
 Writes benchmarks/results/tracing-<time>/overhead.{md,json}.
 """
@@ -63,13 +67,39 @@ def burst(port: int, stream: bool, requests: int, concurrency: int) -> dict:
     return json.loads(out.stdout)
 
 
+def _cpu(stat_path: str) -> float:
+    with open(stat_path) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def group_members(pgid: int) -> list[int]:
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if int(f.read().rsplit(")", 1)[1].split()[2]) == pgid:
+                    out.append(int(pid))
+        except (OSError, ValueError):
+            continue
+    return out
+
+
 def measure(pid: int, port: int, stream: bool, requests: int, concurrency: int, settle_s: float) -> dict:
-    before = proc_group_stats(pid)[0]
+    """CPU per request of the gateway's whole process group (its span writer included), of the gateway
+    process alone, and of its main thread (the event loop; it has the process's id)."""
+    def sample() -> tuple[float, float, float]:
+        return proc_group_stats(pid)[0], _cpu(f"/proc/{pid}/stat"), _cpu(f"/proc/{pid}/task/{pid}/stat")
+
+    before = sample()
     r = burst(port, stream, requests, concurrency)
     time.sleep(settle_s)  # the span exporter drains every 0.5 s: its work counts against this burst
     if r.get("errors"):
         raise SystemExit(f"errors under load: {r.get('first_error')}")
-    return {"rps": r["rps"], "cpu_ms_per_req": (proc_group_stats(pid)[0] - before) * 1000 / r["ok"]}
+    after = sample()
+    per = [(a - b) * 1000 / r["ok"] for a, b in zip(after, before)]
+    return {"rps": r["rps"], "cpu_ms_per_req": per[0], "process_cpu_ms_per_req": per[1],
+            "loop_cpu_ms_per_req": per[2]}
 
 
 def main() -> None:
@@ -79,6 +109,9 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--scenarios", default="ns,s", help="ns (non-stream), s (stream, 20 chunks)")
     ap.add_argument("--settle", type=float, default=1.2, help="seconds after a burst before reading CPU")
+    ap.add_argument("--writer", choices=("process", "thread"), default="process", help="TEMPER_TRACE_WRITER")
+    ap.add_argument("--writer-cpus", default="", help="pin the span writer process to these CPUs (e.g. 1); by "
+                    "default it shares the gateway's")
     a = ap.parse_args()
     out = ROOT / "benchmarks" / "results" / f"tracing-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
     out.mkdir(parents=True)
@@ -91,7 +124,7 @@ def main() -> None:
         for mode, port in ports.items():
             env = {"GATEWAY_PORT": str(port), "MOCK_BASE_URL": f"http://127.0.0.1:{mock_port}/v1",
                    "BENCH_WORKDIR": str(work / mode), "BENCH_API_KEY": KEY, "BENCH_MODEL": MODEL,
-                   "TEMPER_TRACING": "true" if mode == "on" else "false"}
+                   "TEMPER_TRACING": "true" if mode == "on" else "false", "TEMPER_TRACE_WRITER": a.writer}
             (work / mode).mkdir()
             p = start(["bash", str(ROOT / "benchmarks" / "gateways" / "temper.sh")], env, GATEWAY_CPU)
             procs.append(p)
@@ -102,13 +135,20 @@ def main() -> None:
             stream = scenario == "s"
             for mode, port in ports.items():  # warm both (connections, caches, the first SQLite pages)
                 burst(port, stream, a.requests // 2, a.concurrency)
+            if a.writer_cpus and a.writer == "process":
+                time.sleep(a.settle)  # the writer starts with the first batch
+                for child in group_members(pids["on"]):
+                    if child != pids["on"]:
+                        os.sched_setaffinity(child, {int(c) for c in a.writer_cpus.split(",")})
             pairs = results[scenario] = []
             for i in range(a.pairs):
                 order = ("off", "on") if i % 2 == 0 else ("on", "off")
                 pair = {m: measure(pids[m], ports[m], stream, a.requests, a.concurrency, a.settle) for m in order}
                 pairs.append(pair)
                 print(f"{scenario} pair {i + 1}/{a.pairs}: rps {pair['off']['rps']:.0f} → {pair['on']['rps']:.0f}, "
-                      f"CPU ms/req {pair['off']['cpu_ms_per_req']:.3f} → {pair['on']['cpu_ms_per_req']:.3f}",
+                      f"CPU ms/req {pair['off']['cpu_ms_per_req']:.3f} → {pair['on']['cpu_ms_per_req']:.3f} "
+                      f"(process {pair['off']['process_cpu_ms_per_req']:.3f} → {pair['on']['process_cpu_ms_per_req']:.3f}, "
+                      f"event loop {pair['off']['loop_cpu_ms_per_req']:.3f} → {pair['on']['loop_cpu_ms_per_req']:.3f})",
                       flush=True)
     finally:
         for p in procs:
@@ -119,19 +159,25 @@ def main() -> None:
         for p in procs:
             p.wait(timeout=30)
     (out / "overhead.json").write_text(json.dumps(results, indent=1))
-    lines = [f"Paired bursts: {a.pairs} pairs × {a.requests} requests, c={a.concurrency}; medians over pairs.", "",
+    lines = [f"Paired bursts: {a.pairs} pairs × {a.requests} requests, c={a.concurrency}; medians over pairs; "
+             f"span writer: {a.writer}" + (f", on CPU {a.writer_cpus or 'of the gateway'}." if a.writer == "process"
+                                            else "."), "",
              "| scenario | RPS off | RPS on | RPS on/off (median of pairs) | CPU ms/req off | CPU ms/req on "
-             "| CPU on/off (median of pairs) | CPU on/off, middle half of pairs |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| CPU on/off (median of pairs) | CPU on/off, middle half of pairs | gateway process only, on/off "
+             "| event-loop thread CPU ms/req off → on |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for scenario, pairs in results.items():
         rps = sorted(p["on"]["rps"] / p["off"]["rps"] for p in pairs)
         cpu = sorted(p["on"]["cpu_ms_per_req"] / p["off"]["cpu_ms_per_req"] for p in pairs)
+        process = statistics.median(p["on"]["process_cpu_ms_per_req"] / p["off"]["process_cpu_ms_per_req"]
+                                    for p in pairs)
         q = len(cpu) // 4
         med = lambda mode, k: statistics.median(p[mode][k] for p in pairs)  # noqa: E731
         lines.append(f"| {'stream' if scenario == 's' else 'non-stream'} | {med('off', 'rps'):,.0f} | "
                      f"{med('on', 'rps'):,.0f} | {statistics.median(rps):.3f} | {med('off', 'cpu_ms_per_req'):.3f} | "
                      f"{med('on', 'cpu_ms_per_req'):.3f} | {statistics.median(cpu):.3f} | "
-                     f"{cpu[q]:.3f}–{cpu[-q - 1]:.3f} |")
+                     f"{cpu[q]:.3f}–{cpu[-q - 1]:.3f} | {process:.3f} | {med('off', 'loop_cpu_ms_per_req'):.3f} → "
+                     f"{med('on', 'loop_cpu_ms_per_req'):.3f} |")
     (out / "overhead.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     print(f"results: {out}")
