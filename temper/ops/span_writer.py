@@ -30,14 +30,22 @@ HEADER = struct.Struct("<Q")
 PROTOCOL = 5
 
 
-def _picklable(r: Finished) -> Finished:
-    """``r``, with its attributes, input and output as text if they do not pickle (they are stored as text)."""
+def _pickles(value: object) -> bool:
     try:
-        pickle.dumps(r, protocol=PROTOCOL)
+        pickle.dumps(value, protocol=PROTOCOL)
+        return True
+    except Exception:  # noqa: BLE001 - any object can be a span's input or attribute
+        return False
+
+
+def _picklable(r: Finished) -> Finished:
+    """``r``, with those of its attribute values, input and output that do not pickle as text (they are
+    stored as text); the rest as they are, so a bytes body is still stored as a body."""
+    if _pickles(r):
         return r
-    except Exception:  # noqa: BLE001 - any object can be a span's input
-        attrs = {k: v if isinstance(v, (str, int, float, bool, type(None))) else to_text(v) for k, v in r[11].items()}
-        return (*r[:11], attrs, to_text(r[12]), to_text(r[13]), r[14], r[15])  # type: ignore[return-value]
+    attrs = {k: v if _pickles(v) else to_text(v) for k, v in r[11].items()}
+    body_in, body_out = (v if _pickles(v) else to_text(v) for v in (r[12], r[13]))
+    return (*r[:11], attrs, body_in, body_out, r[14], r[15])  # type: ignore[return-value]
 
 
 def _frame(obj: object) -> bytes:

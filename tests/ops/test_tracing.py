@@ -186,7 +186,7 @@ def test_writer_process_masks_caps_and_comes_back_after_a_crash(db: str) -> None
     tracing.install(ex)
     try:
         with tracing.span("root", input="mail zhang.san@example.com " + "x" * 500) as first:
-            with tracing.span("child", "tool", input=threading.Lock()):  # does not pickle: goes as text
+            with tracing.span("child", "tool", {"temper.ids": [1, 2]}, input=threading.Lock()):  # input as text
                 pass
         ex.drain()
         pid = writer.pid
@@ -205,6 +205,7 @@ def test_writer_process_masks_caps_and_comes_back_after_a_crash(db: str) -> None
     assert "zhang.san@example.com" not in spans[0]["input"] and "<email>" in spans[0]["input"]
     assert spans[0]["input"].endswith("more characters]")
     assert spans[1]["name"] == "child" and "lock" in spans[1]["input"]
+    assert spans[1]["attributes"]["temper.ids"] == [1, 2]  # what pickles is kept as it is
     assert get_trace(db, second.trace_hex)["spans"][0]["input"] == "hello"
 
 
