@@ -67,9 +67,14 @@ def burst(port: int, stream: bool, requests: int, concurrency: int) -> dict:
     return json.loads(out.stdout)
 
 
+def _stat(path: str) -> list[str]:
+    """The fields of a /proc .../stat file after the command name (field 3 onwards)."""
+    with open(path) as f:
+        return f.read().rsplit(")", 1)[1].split()
+
+
 def _cpu(stat_path: str) -> float:
-    with open(stat_path) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
+    fields = _stat(stat_path)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -77,9 +82,8 @@ def group_members(pgid: int) -> list[int]:
     out = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            with open(f"/proc/{pid}/stat") as f:
-                if int(f.read().rsplit(")", 1)[1].split()[2]) == pgid:
-                    out.append(int(pid))
+            if int(_stat(f"/proc/{pid}/stat")[2]) == pgid:
+                out.append(int(pid))
         except (OSError, ValueError):
             continue
     return out
