@@ -19,7 +19,8 @@ from pathlib import Path
 
 from temper.ops.analytics import stats
 from temper.ops.span_store import SpanStoreSink
-from temper.ops.tracing import Span
+from temper.ops import tracing
+from temper.ops.tracing import Finished, Span
 from temper.ops.traces import TraceFilter, get_trace, list_traces, now_us
 from temper.store.db import get_engine, migrate
 
@@ -36,7 +37,8 @@ def fill(db: str, n_spans: int, seed: int = 7) -> int:
     first = end - 7 * DAY_US
     step = 7 * DAY_US / (n_spans / 2.6)  # traces arrive in time order, as they do in a running server
     made = traces = 0
-    batch: list[Span] = []
+    batch: list[Finished] = []
+    tracing.install(type("Batch", (), {"put": staticmethod(batch.append)})())  # what Span.end hands over
     t0 = time.perf_counter()
     while made < n_spans:
         model = rng.choice(MODELS)
@@ -50,27 +52,27 @@ def fill(db: str, n_spans: int, seed: int = 7) -> int:
             "temper.ttft_ms": duration_ms * rng.uniform(0.05, 0.4)}, "ws_default")
         root.input = f'{{"model":"{model}","messages":[{{"role":"user","content":"{rng.choice(TOPICS)} #{traces}"}}]}}'
         root.output = "好的，以下是回答。" * rng.randrange(1, 20)
-        root.start_ns, root.end_ns = start_us * 1000, int((start_us + duration_ms * 1000) * 1000)
+        root.start_ns = start_us * 1000
+        root_end = int((start_us + duration_ms * 1000) * 1000)
         if failed:
             root.fail("upstream timed out", "upstream_timeout")
-        children = []
         for attempt in range(rng.choice((1, 1, 1, 2, 3))):
             c = Span(f"chat {model}", "llm", root, {"temper.attempt": attempt + 1, "gen_ai.request.model": model},
                      None)
             c.start_ns = root.start_ns + attempt * 1_000_000
-            c.end_ns = min(root.end_ns, c.start_ns + int(duration_ms * 0.9e6))
-            root.children += 1
-            children.append(c)
-        batch.extend([*children, root])
-        made += 1 + len(children)
+            c.end(min(root_end, c.start_ns + int(duration_ms * 0.9e6)))
+            made += 1
+        root.end(root_end)
+        made += 1
         traces += 1
         if len(batch) >= 2000:
             sink.export(batch)
-            batch = []
+            batch.clear()
             if traces % 50_000 < 700:
                 print(f"  {made:,} spans ({made / (time.perf_counter() - t0):,.0f}/s)", flush=True)
     if batch:
         sink.export(batch)
+    tracing.install(None)
     return traces
 
 

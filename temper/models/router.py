@@ -8,17 +8,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from temper.errors import InvalidRequest, ModelNotFound, UpstreamError
+from temper.errors import ModelNotFound, UpstreamError
 from temper.models.catalog import Catalog, ModelEntry
-from temper.models.provider import Deployment, Operation, Provider, Reply
+from temper.models.provider import Deployment, Operation, Provider, Reply, Usage
 from temper.ops import tracing
 
 log = logging.getLogger("temper.router")
 SPAN_KIND = {"chat": "llm", "completion": "llm", "embedding": "embedding", "rerank": "rerank"}
 GEN_AI_OPERATION = {"chat": "chat", "completion": "text_completion", "embedding": "embeddings", "rerank": "rerank"}
+# an upstream attempt's span attributes, as (names, values) (see tracing.Attributes)
+ATTEMPT_ATTRIBUTES = (tracing.OPERATION, tracing.REQUEST_MODEL, tracing.PROVIDER, "temper.model", "temper.deployment",
+                      "temper.attempt", "temper.fallback", tracing.INPUT_TOKENS, tracing.OUTPUT_TOKENS, tracing.COST)
+NO_USAGE = (None, None, None)
 
 
 @dataclass
@@ -90,31 +95,35 @@ class Router:
             d = order[attempt % len(order)]
             body = dict(req)
             body["model"] = d.upstream_model or model.id
-            span = tracing.start(f"{GEN_AI_OPERATION[op]} {body['model']}", SPAN_KIND[op], {
-                tracing.OPERATION: GEN_AI_OPERATION[op], tracing.REQUEST_MODEL: body["model"],
-                tracing.PROVIDER: d.provider, "temper.model": model.id, "temper.deployment": d.describe(),
-                "temper.attempt": attempt + 1, "temper.fallback": fallback})
+            started = time.time_ns() if tracing.active() else 0
             try:
                 reply = await self.provider(d).call(op, d, body, stream=stream)
-            except InvalidRequest as e:
-                tracing.finish(span, e)
-                raise
             except UpstreamError as e:
-                tracing.finish(span, e)
+                if started:
+                    _trace_attempt(op, model, d, body["model"], attempt, fallback, started, None, e)
                 last = e
                 log.warning("%s via %s failed (attempt %d): %s", model.id, d.describe(), attempt + 1, e.message)
             except BaseException as e:
-                tracing.finish(span, e)
+                if started:
+                    _trace_attempt(op, model, d, body["model"], attempt, fallback, started, None, e)
                 raise
             else:
-                usage = reply.usage
-                if usage is not None and reply.events is None:
-                    span.set({tracing.INPUT_TOKENS: usage.prompt_tokens, tracing.OUTPUT_TOKENS: usage.completion_tokens,
-                              tracing.COST: model.cost(usage.prompt_tokens, usage.completion_tokens)})
-                tracing.finish(span)
+                if started:
+                    _trace_attempt(op, model, d, body["model"], attempt, fallback, started,
+                                   reply.usage if reply.events is None else None, None)
                 return reply
             if attempt < self.policy.retries:
                 await asyncio.sleep(min(delay, self.policy.max_backoff_s) * (0.5 + self.rng.random()))
                 delay *= 2
         assert last is not None
         raise last
+
+
+def _trace_attempt(op: Operation, model: ModelEntry, d: Deployment, upstream_model: str, attempt: int,
+                   fallback: int, started: int, usage: Usage | None, error: BaseException | None) -> None:
+    """One upstream attempt as a span under the caller's (the gateway call, an app's model call)."""
+    tokens = (usage.prompt_tokens, usage.completion_tokens, model.cost(usage.prompt_tokens, usage.completion_tokens)) \
+        if usage is not None else NO_USAGE
+    tracing.emit(f"{GEN_AI_OPERATION[op]} {upstream_model}", SPAN_KIND[op], started, (ATTEMPT_ATTRIBUTES, (
+        GEN_AI_OPERATION[op], upstream_model, d.provider, model.id, d.describe(), attempt + 1, fallback, *tokens)),
+        error)

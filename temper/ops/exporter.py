@@ -19,7 +19,7 @@ from temper.config import Settings
 from temper.ops.payloads import Masker
 from temper.ops.payloads import mask_pii as pii_regexes
 from temper.ops.span_store import SpanStoreSink
-from temper.ops.tracing import Span
+from temper.ops.tracing import Finished
 
 log = logging.getLogger("temper.tracing")
 
@@ -29,7 +29,7 @@ class Sink(Protocol):
 
     name: str
 
-    def export(self, spans: Sequence[Span]) -> None: ...
+    def export(self, spans: Sequence[Finished]) -> None: ...
 
     def close(self) -> None: ...
 
@@ -41,7 +41,7 @@ class SpanExporter:
         self.max_queue = max_queue
         self.batch_size = batch_size
         self.interval_s = interval_s
-        self.queue: deque[Span] = deque()
+        self.queue: deque[Finished] = deque()
         self.dropped = 0
         self.accepted = 0
         self.exported = 0
@@ -51,7 +51,7 @@ class SpanExporter:
         self._thread: threading.Thread | None = None
         self._last_drop_log = 0.0
 
-    def put(self, span: Span) -> None:
+    def put(self, span: Finished) -> None:
         q = self.queue
         if len(q) >= self.max_queue:
             self.dropped += 1
@@ -84,7 +84,7 @@ class SpanExporter:
             log.warning("span queue full: %d spans dropped so far (raise TEMPER_TRACE_QUEUE_SIZE?)", self.dropped)
         return n
 
-    def _export(self, batch: list[Span]) -> None:
+    def _export(self, batch: list[Finished]) -> None:
         for sink in self.sinks:
             try:
                 sink.export(batch)

@@ -16,7 +16,7 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Trace
 
 from temper import __version__
 from temper.ops.payloads import Masker, cap, to_text
-from temper.ops.tracing import Span
+from temper.ops.tracing import Finished, as_dict
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _KINDS = {"gateway": SpanKind.SERVER, "llm": SpanKind.CLIENT, "embedding": SpanKind.CLIENT,
@@ -47,24 +47,26 @@ class OtlpSink:
         self.payload_chars = payload_chars
         self.masker = masker
 
-    def _convert(self, s: Span) -> ReadableSpan:
-        attrs = {k: v for k, v in s.attributes.items() if v is not None}
-        attrs["temper.span.kind"] = s.kind
-        attrs["temper.workspace_id"] = s.workspace_id
+    def _convert(self, s: Finished) -> ReadableSpan:
+        (trace_id, span_id, parent_id, root_id, workspace_id, name, kind, start_ns, end_ns, status, error, attributes,
+         input, output) = s
+        attrs = {k: v for k, v in as_dict(attributes).items() if v is not None}
+        attrs["temper.span.kind"] = kind
+        attrs["temper.workspace_id"] = workspace_id
         if self.payloads:
-            for field, value in (("temper.input", s.input), ("temper.output", s.output)):
+            for field, value in (("temper.input", input), ("temper.output", output)):
                 text = to_text(value)
                 if text is not None:
                     attrs[field] = cap(self.masker(text) if self.masker else text, self.payload_chars) or ""
-        parent = SpanContext(s.trace_id, s.parent_id, is_remote=s.root is None, trace_flags=_SAMPLED) \
-            if s.parent_id else None
-        status = Status(StatusCode.ERROR, s.error) if s.status == "error" else Status(StatusCode.OK)
-        return ReadableSpan(s.name, context=SpanContext(s.trace_id, s.span_id, is_remote=False, trace_flags=_SAMPLED),
+        parent = SpanContext(trace_id, parent_id, is_remote=root_id is None, trace_flags=_SAMPLED) \
+            if parent_id else None
+        return ReadableSpan(name, context=SpanContext(trace_id, span_id, is_remote=False, trace_flags=_SAMPLED),
                             parent=parent, resource=self.resource, attributes=attrs,
-                            kind=_KINDS.get(s.kind, SpanKind.INTERNAL), status=status, start_time=s.start_ns,
-                            end_time=s.end_ns, instrumentation_scope=self.scope)
+                            kind=_KINDS.get(kind, SpanKind.INTERNAL),
+                            status=Status(StatusCode.ERROR, error) if status == "error" else Status(StatusCode.OK),
+                            start_time=start_ns, end_time=end_ns, instrumentation_scope=self.scope)
 
-    def export(self, spans: Sequence[Span]) -> None:
+    def export(self, spans: Sequence[Finished]) -> None:
         result = self.exporter.export([self._convert(s) for s in spans])
         if result.name != "SUCCESS":
             raise RuntimeError(f"the OTLP endpoint {self.endpoint} did not accept the spans ({result.name})")

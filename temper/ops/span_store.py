@@ -16,9 +16,9 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine, Table
 
-from temper.ops import tracing as t
 from temper.ops.payloads import Masker, parsed, readable_input, readable_output, stored
-from temper.ops.tracing import Finished, Span
+from temper.ops.tracing import (APP_ID, COST, INPUT_TOKENS, KEY_ID, OUTPUT_TOKENS, REQUEST_MODEL,
+                                 RESPONSE_MODEL, TTFT_MS, Finished, as_dict)
 from temper.store.db import get_engine
 from temper.store.tables import SpanRow, TraceRow
 
@@ -28,6 +28,7 @@ TRACE_COLUMNS = ("trace_id", "span_id", "parent_id", "workspace_id", "name", "ki
                  "status", "error", "app_id", "model", "key_id", "input_tokens", "output_tokens", "cost", "ttft_ms",
                  "span_count", "attributes", "input", "output", "raw_input", "raw_output", "spans")
 INLINE_LIMIT = 200  # child spans kept in a trace's row; more go to the spans table
+OPEN_TRACES_LIMIT = 100_000  # traces whose spans arrived before their root; the oldest are forgotten beyond
 
 
 class _Insert:
@@ -90,21 +91,30 @@ class SpanStoreSink:
         self.masker = masker
         self._spans = _Insert(self.engine, SpanRow.__table__, SPAN_COLUMNS, False)  # type: ignore[arg-type]
         self._traces = _Insert(self.engine, TraceRow.__table__, TRACE_COLUMNS, True)  # type: ignore[arg-type]
+        # root span id -> [spans, input tokens, output tokens, cost] below it so far: children end (and are
+        # exported) before their root, in this batch or an earlier one
+        self._below: dict[int, list] = {}
 
-    def export(self, spans: Sequence[Span]) -> None:
-        self.write([s.finished() for s in spans])
-
-    def write(self, spans: Sequence[Finished]) -> None:
-        """Store finished spans (``Span.finished()``) in one transaction."""
-        limit, masker = self.payload_chars, self.masker
+    def export(self, spans: Sequence[Finished]) -> None:
+        """Store finished spans in one transaction."""
+        limit, masker, below = self.payload_chars, self.masker, self._below
         inline: dict[int, list[dict[str, Any]]] = {s[1]: [] for s in spans if s[3] is None}
         span_rows: list[tuple] = []
         trace_rows: list[tuple] = []
         for s in spans:
             (trace_id, span_id, parent_id, root_id, workspace_id, name, kind, start_ns, end_ns, status, error,
-             attrs, input, output, _, _) = s
+             attrs, input, output) = s
             if root_id is None:
                 continue
+            attrs = as_dict(attrs)
+            totals = below.get(root_id)
+            if totals is None:
+                totals = below[root_id] = [0, 0, 0, 0.0]
+            totals[0] += 1
+            if INPUT_TOKENS in attrs or COST in attrs:
+                totals[1] += attrs.get(INPUT_TOKENS) or 0
+                totals[2] += attrs.get(OUTPUT_TOKENS) or 0
+                totals[3] += attrs.get(COST) or 0.0
             children = inline.get(root_id)
             if children is not None and len(children) < INLINE_LIMIT:
                 child = {"id": f"{span_id:016x}", "parent_id": f"{parent_id:016x}", "name": name[:200], "kind": kind,
@@ -124,25 +134,29 @@ class SpanStoreSink:
                 stored(input, limit, masker), stored(output, limit, masker)))
         for s in spans:
             if s[3] is None:
-                trace_rows.append(self._trace_row(s, inline[s[1]]))
+                trace_rows.append(self._trace_row(s, inline[s[1]], below.pop(s[1], None)))
+        while len(below) > OPEN_TRACES_LIMIT:  # spans whose root never came (it was dropped, or still runs)
+            del below[next(iter(below))]
         with self.engine.begin() as conn:
             self._traces.run(conn, trace_rows)
             self._spans.run(conn, span_rows)
 
-    def _trace_row(self, s: Finished, children: list[dict[str, Any]]) -> tuple:
+    def _trace_row(self, s: Finished, children: list[dict[str, Any]], below: list | None) -> tuple:
+        """A root span's row; ``below``: [spans, input tokens, output tokens, cost] of its descendants."""
         (trace_id, span_id, parent_id, _, workspace_id, name, kind, start_ns, end_ns, status, error, attrs, input,
-         output, below, usage) = s
-        usage = usage or (0, 0, 0.0)
+         output) = s
+        attrs = as_dict(attrs)
+        count, tokens_in, tokens_out, cost = below or (0, 0, 0, 0.0)
         raw_in, raw_out = parsed(input), parsed(output)
         if isinstance(raw_out, list):  # a relayed stream: keep the answer, not every SSE frame
             raw_out = readable_output(raw_out)
         stored_in, stored_out, read_in, read_out = self._payloads(raw_in, raw_out)
         return (
             f"{trace_id:032x}", f"{span_id:016x}", f"{parent_id:016x}" if parent_id else None, workspace_id,
-            name[:200], kind, start_ns // 1000, (end_ns - start_ns) / 1e6, status, error, attrs.get(t.APP_ID),
-            attrs.get(t.RESPONSE_MODEL) or attrs.get(t.REQUEST_MODEL), attrs.get(t.KEY_ID),
-            attrs.get(t.INPUT_TOKENS, usage[0]) or 0, attrs.get(t.OUTPUT_TOKENS, usage[1]) or 0,
-            attrs.get(t.COST, usage[2]) or 0.0, attrs.get(t.TTFT_MS), below + 1, _dumps(attrs),
+            name[:200], kind, start_ns // 1000, (end_ns - start_ns) / 1e6, status, error, attrs.get(APP_ID),
+            attrs.get(RESPONSE_MODEL) or attrs.get(REQUEST_MODEL), attrs.get(KEY_ID),
+            attrs.get(INPUT_TOKENS, tokens_in) or 0, attrs.get(OUTPUT_TOKENS, tokens_out) or 0,
+            attrs.get(COST, cost) or 0.0, attrs.get(TTFT_MS), count + 1, _dumps(attrs),
             read_in, read_out, stored_in, stored_out, _dumps(children) if children else None)
 
     def _payloads(self, raw_in: Any, raw_out: Any) -> tuple[str | None, str | None, str | None, str | None]:

@@ -7,7 +7,8 @@ free. The child exits when its input closes, so it never outlives the server; it
 SIGTERM, which reach the whole process group, so that the server can hand it the last spans on shutdown.
 
 Frames on the child's stdin: an 8-byte little-endian length, then a pickle: first the store's settings
-(not in argv, where a database password would show in ``ps``), then lists of ``Span.finished()`` tuples.
+(not in argv, where a database password would show in ``ps``), then lists of finished spans
+(``tracing.Finished`` tuples).
 The child answers each list with one line on stdout: ``ok`` once the batch is committed, or the error.
 """
 from __future__ import annotations
@@ -23,7 +24,7 @@ from collections.abc import Sequence
 from typing import IO
 
 from temper.ops.payloads import Masker, to_text
-from temper.ops.tracing import Finished, Span
+from temper.ops.tracing import Finished, as_dict
 
 log = logging.getLogger("temper.tracing")
 HEADER = struct.Struct("<Q")
@@ -43,9 +44,9 @@ def _picklable(r: Finished) -> Finished:
     stored as text); the rest as they are, so a bytes body is still stored as a body."""
     if _pickles(r):
         return r
-    attrs = {k: v if _pickles(v) else to_text(v) for k, v in r[11].items()}
+    attrs = {k: v if _pickles(v) else to_text(v) for k, v in as_dict(r[11]).items()}
     body_in, body_out = (v if _pickles(v) else to_text(v) for v in (r[12], r[13]))
-    return (*r[:11], attrs, body_in, body_out, r[14], r[15])  # type: ignore[return-value]
+    return (*r[:11], attrs, body_in, body_out)  # type: ignore[return-value]
 
 
 def _frame(obj: object) -> bytes:
@@ -53,12 +54,11 @@ def _frame(obj: object) -> bytes:
     return HEADER.pack(len(data)) + data
 
 
-def _pack(spans: Sequence[Span]) -> bytes:
-    records = [s.finished() for s in spans]
+def _pack(spans: Sequence[Finished]) -> bytes:
     try:
-        return pickle.dumps(records, protocol=PROTOCOL)
+        return pickle.dumps(spans, protocol=PROTOCOL)
     except Exception:  # noqa: BLE001 - rare: find the spans that do not pickle
-        return pickle.dumps([_picklable(r) for r in records], protocol=PROTOCOL)
+        return pickle.dumps([_picklable(r) for r in spans], protocol=PROTOCOL)
 
 
 class WriterProcess:
@@ -82,7 +82,7 @@ class WriterProcess:
         """The writer process's id, once the first batch has started it."""
         return self.proc.pid if self.proc is not None else None
 
-    def export(self, spans: Sequence[Span]) -> None:
+    def export(self, spans: Sequence[Finished]) -> None:
         data = _pack(spans)
         with self.lock:
             if self.proc is None:  # started with the first batch
@@ -159,7 +159,7 @@ def main() -> int:
     sink = SpanStoreSink(config["db"], config["payload_chars"], _masker(config["mask_pii"]))
     while (batch := _read(stdin)) is not None:
         try:
-            sink.write(batch)  # type: ignore[arg-type]
+            sink.export(batch)
         except Exception as e:  # noqa: BLE001 - reported to the server, which counts and logs it
             stdout.write(f"{type(e).__name__}: {e}".replace("\n", " ").encode()[:2000] + b"\n")
         else:

@@ -22,6 +22,8 @@ from temper.models.metering import usage_row
 from temper.models.provider import Operation, Reply
 from temper.models.router import GEN_AI_OPERATION
 from temper.ops import tracing
+from temper.ops.tracing import (APP_ID, COST, INPUT_TOKENS, KEY_ID, OPERATION, OUTPUT_TOKENS, REQUEST_MODEL,
+                                RESPONSE_MODEL, TTFT_MS)
 from temper.server.openai import protocol
 from temper.server.runtime import Runtime, cookie_value
 
@@ -39,9 +41,12 @@ SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-
                (b"x-accel-buffering", b"no")]
 CLIENT_CLOSED = 499
 MAX_CAPTURED_EVENTS = 4096  # a streamed answer's events kept for its trace
-TRACED_PARAMS = (("temperature", "gen_ai.request.temperature"), ("top_p", "gen_ai.request.top_p"),
-                 ("max_tokens", "gen_ai.request.max_tokens"), ("max_completion_tokens", "gen_ai.request.max_tokens"),
-                 ("seed", "gen_ai.request.seed"))
+# The gateway span's attributes, as (names, values) (see tracing.Attributes): what metering recorded, then
+# what the request asked for
+SPAN_ATTRIBUTES = (OPERATION, KEY_ID, "temper.request_id", APP_ID, RESPONSE_MODEL, INPUT_TOKENS, OUTPUT_TOKENS, COST,
+                   TTFT_MS, "temper.stream", "http.response.status_code", REQUEST_MODEL, "gen_ai.request.temperature",
+                   "gen_ai.request.top_p", "gen_ai.request.max_tokens", "gen_ai.request.seed")
+NOT_PARSED = (None,) * 5
 
 
 class ClientGone(Exception):
@@ -149,11 +154,10 @@ class Gateway:
         t0 = time.perf_counter()
         rt = self.rt
         key = self.key(scope)
-        span = tracing.start(GEN_AI_OPERATION[op], "gateway", {tracing.OPERATION: GEN_AI_OPERATION[op],
-                                                             tracing.KEY_ID: key.id, "temper.request_id": rid},
-                             workspace_id=key.workspace_id, traceparent=_header(scope, b"traceparent"))
+        span = tracing.start(GEN_AI_OPERATION[op], "gateway", workspace_id=key.workspace_id,
+                             traceparent=_header(scope, b"traceparent"))
         if span is not tracing.NO_SPAN:
-            headers.append((b"x-trace-id", span.trace_hex.encode()))
+            headers.append((b"x-trace-id", b"%032x" % span.trace_id))
         body = b""
         output: bytes | list | None = None
         error: TemperError | None = None
@@ -264,26 +268,24 @@ class Gateway:
 
 def _trace(span: tracing.Span, record: dict, req: Any, body: bytes, output: bytes | list | None,
            error: TemperError | None) -> None:
-    """Finish the gateway's span from what metering recorded (the heavy lifting happens in the exporter)."""
-    attrs = span.attributes
+    """Finish the gateway's span from what metering recorded (the heavy lifting happens in the exporter).
+
+    Its attributes are set here in one go, as a tuple of values: this runs on the event loop for every call.
+    """
     if isinstance(req, dict):
-        attrs[tracing.REQUEST_MODEL] = req.get("model")
-        for name, attr in TRACED_PARAMS:
-            if name in req:
-                attrs[attr] = req[name]
-    attrs[tracing.RESPONSE_MODEL] = record["model"] or None
-    attrs[tracing.INPUT_TOKENS] = record["prompt_tokens"]
-    attrs[tracing.OUTPUT_TOKENS] = record["completion_tokens"]
-    attrs[tracing.COST] = record["cost"]
-    attrs[tracing.TTFT_MS] = record["ttft_ms"]
-    attrs["temper.stream"] = record["stream"]
-    attrs["http.response.status_code"] = record["status"]
-    if record["app_id"]:
-        attrs[tracing.APP_ID] = record["app_id"]
+        get = req.get
+        asked = (get("model"), get("temperature"), get("top_p"), get("max_completion_tokens") or get("max_tokens"),
+                 get("seed"))
+    else:
+        asked = NOT_PARSED
+    span.attributes = (SPAN_ATTRIBUTES, (
+        GEN_AI_OPERATION[record["operation"]], record["key_id"], record["request_id"], record["app_id"],
+        record["model"] or None, record["prompt_tokens"], record["completion_tokens"], record["cost"],
+        record["ttft_ms"], record["stream"], record["status"], *asked))
     span.input, span.output = body, output
     if error is not None:
         span.fail(error.message, error.code or error.type)
     elif record["status"] == CLIENT_CLOSED:
         span.fail("The client closed the connection before the answer was complete.", "client_closed")
-    span.name = f"{span.name} {record['model'] or attrs.get(tracing.REQUEST_MODEL) or ''}".rstrip()
+    span.name = f"{span.name} {record['model'] or asked[0] or ''}".rstrip()
     tracing.finish(span)
