@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from itertools import chain
+from itertools import chain, islice
 from typing import Any
 
 import orjson
@@ -135,8 +135,9 @@ class SpanStoreSink:
         for s in spans:
             if s[3] is None:
                 trace_rows.append(self._trace_row(s, inline[s[1]], below.pop(s[1], None)))
-        while len(below) > OPEN_TRACES_LIMIT:  # spans whose root never came (it was dropped, or still runs)
-            del below[next(iter(below))]
+        if len(below) > OPEN_TRACES_LIMIT:  # spans whose root never came (it was dropped, or still runs)
+            for root_id in list(islice(below, len(below) - OPEN_TRACES_LIMIT)):
+                del below[root_id]
         with self.engine.begin() as conn:
             self._traces.run(conn, trace_rows)
             self._spans.run(conn, span_rows)

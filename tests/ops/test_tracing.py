@@ -136,6 +136,31 @@ def test_emitted_spans_and_attribute_tuples_are_stored_like_any_other(db: str, s
     assert orphan[0]["id"] != root.trace_hex
 
 
+def test_the_store_forgets_the_oldest_traces_whose_root_never_came(db: str,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("temper.ops.span_store.OPEN_TRACES_LIMIT", 2)
+    sink = SpanStoreSink(db)
+    finished: list[tracing.Finished] = []
+    tracing.install(type("ListSink", (), {"put": staticmethod(finished.append)})())
+    try:
+        roots = []
+        for i in range(3):  # three traces whose roots are still open (or were dropped) when a step is stored
+            root = tracing.start(f"run {i}", "agent", activate=False)
+            tracing.Span("step", "llm", root, {tracing.INPUT_TOKENS: i + 1}, None).end()
+            sink.export(finished)
+            finished.clear()
+            roots.append(root)
+        assert [root.span_id in sink._below for root in roots] == [False, True, True]
+        for root in roots:
+            root.end()
+    finally:
+        tracing.install(None)
+    sink.export(finished)
+    assert [get_trace(db, r.trace_hex)["span_count"] for r in roots] == [1, 2, 2]
+    assert [get_trace(db, r.trace_hex)["input_tokens"] for r in roots] == [0, 2, 3]
+    assert sink._below == {}
+
+
 def test_nothing_is_recorded_while_tracing_is_off() -> None:
     tracing.install(None)
     with tracing.span("x") as s:
