@@ -98,15 +98,13 @@ class Router:
             started = time.time_ns() if tracing.active() else 0
             try:
                 reply = await self.provider(d).call(op, d, body, stream=stream)
-            except UpstreamError as e:
-                if started:
-                    _trace_attempt(op, model, d, body["model"], attempt, fallback, started, None, e)
-                last = e
-                log.warning("%s via %s failed (attempt %d): %s", model.id, d.describe(), attempt + 1, e.message)
             except BaseException as e:
                 if started:
                     _trace_attempt(op, model, d, body["model"], attempt, fallback, started, None, e)
-                raise
+                if not isinstance(e, UpstreamError):
+                    raise
+                last = e
+                log.warning("%s via %s failed (attempt %d): %s", model.id, d.describe(), attempt + 1, e.message)
             else:
                 if started:
                     _trace_attempt(op, model, d, body["model"], attempt, fallback, started,

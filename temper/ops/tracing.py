@@ -230,13 +230,11 @@ def emit(name: str, kind: str, start_ns: int, attributes: Attributes, error: Bas
     if error is not None:
         attributes = as_dict(attributes)
         message = _failed(error, None, attributes)
-    if parent is None:
-        sink.put((_new_trace_id(start_ns), _rand.getrandbits(64) or 1, None, None, DEFAULT_WORKSPACE, name, kind,
-                  start_ns, end, "ok" if message is None else "error", message, attributes, None, None))
-    else:
-        sink.put((parent.trace_id, _rand.getrandbits(64) or 1, parent.span_id, parent.root_id or parent.span_id,
-                  parent.workspace_id, name, kind, start_ns, end, "ok" if message is None else "error", message,
-                  attributes, None, None))
+    trace_id, parent_id, root_id, workspace_id = (
+        (parent.trace_id, parent.span_id, parent.root_id or parent.span_id, parent.workspace_id) if parent is not None
+        else (_new_trace_id(start_ns), None, None, DEFAULT_WORKSPACE))
+    sink.put((trace_id, _rand.getrandbits(64) or 1, parent_id, root_id, workspace_id, name, kind, start_ns, end,
+              "ok" if message is None else "error", message, attributes, None, None))
 
 
 def finish(s: Span, error: BaseException | None = None) -> None:
