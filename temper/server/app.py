@@ -120,7 +120,7 @@ class TemperApp:
                 # the collector's way, so full collections under load walk only what requests made
                 gc.freeze()
                 # at the default threshold a young collection walked the objects of every request in flight
-                # about every 70 requests: 3 µs per request (6-9 µs with tracing on, whose finished spans
+                # about every 70 requests: 3 µs per request (6–9 µs with tracing on, whose finished spans
                 # wait for export). Nearly all a request allocates is freed by reference counting, so a
                 # higher threshold collects rarely, and cycles wait a little longer (docs/performance.md)
                 gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
