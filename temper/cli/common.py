@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
@@ -44,6 +45,13 @@ def clean_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except TemperError as e:
             err.print(f"[red]error:[/red] {e.message}")
+        except ValidationError as e:
+            for problem in e.errors():
+                where = "_".join(str(p) for p in problem["loc"])
+                if e.title == Settings.__name__:  # a TEMPER_* setting that does not parse or is out of range
+                    where = f"TEMPER_{where.upper()}={problem.get('input')!r}"
+                err.print(f"[red]invalid {'setting' if e.title == Settings.__name__ else 'input'}:[/red] "
+                          f"{where}: {problem['msg']}")
         except SQLAlchemyError as e:
             err.print(f"[red]database error:[/red] {e.__class__.__name__}: {str(e).splitlines()[0]}")
         except OSError as e:

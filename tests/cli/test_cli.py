@@ -12,8 +12,8 @@ import pytest
 from tests.conftest import ROOT, Server, TEMPER
 
 
-def run(home: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "TEMPER_HOME": str(home), "PYTHONPATH": str(ROOT)}
+def run(home: Path, *args: str, **settings: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TEMPER_HOME": str(home), "PYTHONPATH": str(ROOT), **settings}
     env.pop("TEMPER_ADMIN_KEY", None)
     return subprocess.run([*TEMPER, *args], env=env, capture_output=True, text=True, timeout=120)
 
@@ -55,6 +55,17 @@ def test_models_add_show_list_remove(tmp_path: Path) -> None:
 ])
 def test_bad_input_gives_clean_message(tmp_path: Path, args: tuple[str, ...], needle: str) -> None:
     assert_clean_error(run(tmp_path, *args), needle)
+
+
+@pytest.mark.parametrize("setting, value, needle", [
+    ("TEMPER_TRACE_SAMPLE_RATE", "1.5", "TEMPER_TRACE_SAMPLE_RATE='1.5': Input should be less than or equal to 1"),
+    ("TEMPER_PORT", "eighty", "TEMPER_PORT='eighty': Input should be a valid integer"),
+])
+def test_an_invalid_setting_is_named_without_a_traceback(tmp_path: Path, setting: str, value: str,
+                                                         needle: str) -> None:
+    r = run(tmp_path, "serve", **{setting: value})
+    assert_clean_error(r, "invalid setting")
+    assert needle in " ".join((r.stdout + r.stderr).split())  # rich folds long lines
 
 
 def test_keys_lifecycle(tmp_path: Path) -> None:
