@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     trace_writer: Literal["process", "thread"] = Field(
         default="process", description="Where spans are written to the store: a writer process of the server's "
         "own (off the event loop's core), or a thread in the server.")
+    trace_sample_rate: float = Field(default=1.0, ge=0, le=1, description="Share of traces stored, chosen by "
+                                     "trace id; a trace with a failed span is always stored.")
     trace_retention_days: float = Field(default=30, gt=0, description="Traces older than this are deleted.")
     otlp_endpoint: str | None = Field(default=None, description="Also export spans to this OTLP/HTTP URL "
                                       "(e.g. http://collector:4318/v1/traces).")

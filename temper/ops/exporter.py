@@ -18,6 +18,7 @@ import pluggy
 from temper.config import Settings
 from temper.ops.payloads import Masker
 from temper.ops.payloads import mask_pii as pii_regexes
+from temper.ops.sampling import Sampler
 from temper.ops.span_store import SpanStoreSink
 from temper.ops.tracing import Finished
 
@@ -36,8 +37,9 @@ class Sink(Protocol):
 
 class SpanExporter:
     def __init__(self, sinks: list[Sink], *, max_queue: int = 20_000, batch_size: int = 1000,
-                 interval_s: float = 0.5) -> None:
+                 interval_s: float = 0.5, sampler: Sampler | None = None) -> None:
         self.sinks = sinks
+        self.sampler = sampler
         self.max_queue = max_queue
         self.batch_size = batch_size
         self.interval_s = interval_s
@@ -85,9 +87,10 @@ class SpanExporter:
         return n
 
     def _export(self, batch: list[Finished]) -> None:
-        for sink in self.sinks:
+        spans = batch if self.sampler is None else self.sampler.keep(batch)
+        for sink in self.sinks if spans else ():
             try:
-                sink.export(batch)
+                sink.export(spans)
             except Exception:  # noqa: BLE001 - a broken sink must not stop the others or the thread
                 self.errors += 1
                 log.exception("exporting %d spans to %s failed", len(batch), sink.name)
@@ -117,8 +120,11 @@ class SpanExporter:
             sink.close()
 
     def stats(self) -> dict[str, int | list[str]]:
+        sampler = self.sampler
         return {"queued": len(self.queue), "accepted": self.accepted, "exported": self.exported,
                 "dropped": self.dropped, "errors": self.errors, "max_queue": self.max_queue,
+                "sample_rate": sampler.rate if sampler else 1.0,
+                "sampled_out": sampler.sampled_out if sampler else 0, "held": sampler.held() if sampler else 0,
                 "sinks": [s.name for s in self.sinks]}
 
 
@@ -148,4 +154,6 @@ def from_settings(settings: Settings, pm: pluggy.PluginManager | None = None) ->
         sinks.append(OtlpSink(settings.otlp_endpoint, parse_headers(settings.otlp_headers),
                               payloads=settings.otlp_payloads, payload_chars=settings.trace_payload_chars,
                               masker=masker))
-    return SpanExporter(sinks, max_queue=settings.trace_queue_size, interval_s=settings.trace_flush_s)
+    sampler = Sampler(settings.trace_sample_rate) if settings.trace_sample_rate < 1 else None
+    return SpanExporter(sinks, max_queue=settings.trace_queue_size, interval_s=settings.trace_flush_s,
+                        sampler=sampler)

@@ -223,3 +223,24 @@ def test_tracing_can_be_turned_off(tmp_path, upstream: Upstream) -> None:  # noq
         assert s.api("GET", "/api/v1/traces/exporter").json() == {"enabled": False}
     finally:
         stop_server(s)
+
+
+def test_sampling_keeps_every_trace_with_a_failed_span(tmp_path, upstream: Upstream) -> None:  # noqa: ANN001
+    """With TEMPER_TRACE_SAMPLE_RATE=0 only failed traces are stored, with all their spans."""
+    s = start_server(tmp_path, {"TEMPER_TRACE_SAMPLE_RATE": "0", "TEMPER_TRACE_FLUSH_S": "0.05"})
+    try:
+        add_model(s, "good", base_url=upstream.base_url)
+        add_model(s, "flaky", base_url=upstream.base_url, upstream_model="fail-500", fallbacks=["good"])
+        messages = [{"role": "user", "content": "抽样 sampling"}]
+        fine = s.client().chat.completions.with_raw_response.create(model="good", messages=messages)
+        retried = s.client().chat.completions.with_raw_response.create(model="flaky", messages=messages)
+        assert fine.status_code == retried.status_code == 200
+        kept = trace_of(s, retried.headers["x-trace-id"])  # a failed attempt, then the fallback answered
+        assert kept["status"] == "ok" and [c["status"] for c in kept["spans"][1:]] == ["error"] * 3 + ["ok"]
+        missing = s.api("GET", f"/api/v1/traces/{fine.headers['x-trace-id']}")
+        assert missing.status_code == 404 and missing.json()["error"]["code"] == "trace_not_found"
+        assert [t["id"] for t in s.api("GET", "/api/v1/traces").json()["data"]] == [kept["id"]]
+        stats = s.api("GET", "/api/v1/traces/exporter").json()
+        assert stats["sample_rate"] == 0 and stats["sampled_out"] == 2 and stats["dropped"] == 0
+    finally:
+        stop_server(s)
