@@ -14,6 +14,7 @@ moves it (a server with a core to spare).
     python benchmarks/tracing_overhead.py --pairs 30 --requests 4000 --scenarios ns
     python benchmarks/tracing_overhead.py --writer-cpus 1        # the span writer on the other core
     python benchmarks/tracing_overhead.py --writer thread        # spans written by a thread in the server
+    python benchmarks/tracing_overhead.py --sample-rate 0.1      # TEMPER_TRACE_SAMPLE_RATE on the traced one
 
 Writes benchmarks/results/tracing-<time>/overhead.{md,json}.
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -55,6 +57,14 @@ def start(cmd: list[str], env: dict[str, str], cpus: set[int]) -> subprocess.Pop
     return subprocess.Popen(cmd, env={**os.environ, **env}, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             preexec_fn=lambda: os.sched_setaffinity(0, cpus))
+
+
+def exporter_stats(port: int, home: Path) -> dict:
+    """The traced gateway's span exporter counters (spans dropped or failed would flatter the figures)."""
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/traces/exporter",
+                                 headers={"authorization": f"Bearer {(home / 'admin_key').read_text().strip()}"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
 
 
 def burst(port: int, stream: bool, requests: int, concurrency: int) -> dict:
@@ -114,6 +124,7 @@ def main() -> None:
     ap.add_argument("--scenarios", default="ns,s", help="ns (non-stream), s (stream, 20 chunks)")
     ap.add_argument("--settle", type=float, default=1.2, help="seconds after a burst before reading CPU")
     ap.add_argument("--writer", choices=("process", "thread"), default="process", help="TEMPER_TRACE_WRITER")
+    ap.add_argument("--sample-rate", type=float, default=1.0, help="TEMPER_TRACE_SAMPLE_RATE of the traced gateway")
     ap.add_argument("--writer-cpus", default="", help="pin the span writer process to these CPUs (e.g. 1); by "
                     "default it shares the gateway's")
     a = ap.parse_args()
@@ -128,7 +139,8 @@ def main() -> None:
         for mode, port in ports.items():
             env = {"GATEWAY_PORT": str(port), "MOCK_BASE_URL": f"http://127.0.0.1:{mock_port}/v1",
                    "BENCH_WORKDIR": str(work / mode), "BENCH_API_KEY": KEY, "BENCH_MODEL": MODEL,
-                   "TEMPER_TRACING": "true" if mode == "on" else "false", "TEMPER_TRACE_WRITER": a.writer}
+                   "TEMPER_TRACING": "true" if mode == "on" else "false", "TEMPER_TRACE_WRITER": a.writer,
+                   "TEMPER_TRACE_SAMPLE_RATE": str(a.sample_rate)}
             (work / mode).mkdir()
             p = start(["bash", str(ROOT / "benchmarks" / "gateways" / "temper.sh")], env, GATEWAY_CPU)
             procs.append(p)
@@ -154,6 +166,7 @@ def main() -> None:
                       f"(process {pair['off']['process_cpu_ms_per_req']:.3f} → {pair['on']['process_cpu_ms_per_req']:.3f}, "
                       f"event loop {pair['off']['loop_cpu_ms_per_req']:.3f} → {pair['on']['loop_cpu_ms_per_req']:.3f})",
                       flush=True)
+        exporter = exporter_stats(ports["on"], work / "on" / "temper-home")
     finally:
         for p in procs:
             try:
@@ -162,10 +175,11 @@ def main() -> None:
                 pass
         for p in procs:
             p.wait(timeout=30)
+        shutil.rmtree(work, ignore_errors=True)
     (out / "overhead.json").write_text(json.dumps(results, indent=1))
     lines = [f"Paired bursts: {a.pairs} pairs × {a.requests} requests, c={a.concurrency}; medians over pairs; "
-             f"span writer: {a.writer}" + (f", on CPU {a.writer_cpus or 'of the gateway'}." if a.writer == "process"
-                                            else "."), "",
+             f"span writer: {a.writer}" + (f", on CPU {a.writer_cpus or 'of the gateway'}" if a.writer == "process"
+                                            else "") + f"; sample rate {a.sample_rate:g}.", "",
              "| scenario | RPS off | RPS on | RPS on/off (median of pairs) | CPU ms/req off | CPU ms/req on "
              "| CPU on/off (median of pairs) | CPU on/off, middle half of pairs | gateway process only, on/off "
              "| event-loop thread CPU ms/req off → on |",
@@ -182,6 +196,8 @@ def main() -> None:
                      f"{med('on', 'cpu_ms_per_req'):.3f} | {statistics.median(cpu):.3f} | "
                      f"{cpu[q]:.3f}–{cpu[-q - 1]:.3f} | {process:.3f} | {med('off', 'loop_cpu_ms_per_req'):.3f} → "
                      f"{med('on', 'loop_cpu_ms_per_req'):.3f} |")
+    lines += ["", "Span exporter of the traced gateway at the end: " + ", ".join(
+        f"{k} {exporter[k]:,}" for k in ("accepted", "exported", "dropped", "errors", "sampled_out"))]
     (out / "overhead.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     print(f"results: {out}")
