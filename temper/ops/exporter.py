@@ -93,7 +93,7 @@ class SpanExporter:
                 sink.export(spans)
             except Exception:  # noqa: BLE001 - a broken sink must not stop the others or the thread
                 self.errors += 1
-                log.exception("exporting %d spans to %s failed", len(batch), sink.name)
+                log.exception("exporting %d spans to %s failed", len(spans), sink.name)
         self.exported += len(batch)
 
     def flush(self, timeout_s: float = 10.0) -> bool:
@@ -124,7 +124,7 @@ class SpanExporter:
         return {"queued": len(self.queue), "accepted": self.accepted, "exported": self.exported,
                 "dropped": self.dropped, "errors": self.errors, "max_queue": self.max_queue,
                 "sample_rate": sampler.rate if sampler else 1.0,
-                "sampled_out": sampler.sampled_out if sampler else 0, "held": sampler.held() if sampler else 0,
+                "sampled_out": sampler.sampled_out if sampler else 0, "held": sampler.held if sampler else 0,
                 "sinks": [s.name for s in self.sinks]}
 
 

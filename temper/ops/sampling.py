@@ -25,6 +25,7 @@ class Sampler:
         self.rate = rate
         self.bound = round(rate * (1 << 64))
         self.sampled_out = 0  # spans not exported
+        self.held = 0  # spans waiting for their trace's root to end (a count: stats are read from other threads)
         # local root span id -> that trace's spans so far, while its root runs
         self._pending: dict[int, list[Finished]] = {}
         self._kept: dict[int, None] = {}  # local root span ids of failed traces kept, newest last
@@ -42,12 +43,13 @@ class Sampler:
             if root_id is not None:  # a child span: its trace is decided when the root ends
                 if root_id in kept:
                     out.append(s)
-                elif (held := pending.get(root_id)) is not None:
-                    held.append(s)
                 else:
-                    pending[root_id] = [s]
+                    pending.setdefault(root_id, []).append(s)
+                    self.held += 1
                 continue
             held = pending.pop(s[1], None)
+            if held is not None:
+                self.held -= len(held)
             if s[9] == "error" or (held is not None and any(c[9] == "error" for c in held)):
                 if held:
                     out.extend(held)
@@ -63,11 +65,9 @@ class Sampler:
         pending, kept = self._pending, self._kept
         if len(pending) > PENDING_LIMIT:
             for root_id in list(islice(pending, len(pending) - PENDING_LIMIT)):
-                self.sampled_out += len(pending.pop(root_id))
+                n = len(pending.pop(root_id))
+                self.sampled_out += n
+                self.held -= n
         if len(kept) > DECIDED_LIMIT:
             for root_id in list(islice(kept, len(kept) - DECIDED_LIMIT)):
                 del kept[root_id]
-
-    def held(self) -> int:
-        """Spans waiting for their trace's root to end."""
-        return sum(len(v) for v in self._pending.values())

@@ -96,5 +96,5 @@ def test_undecided_traces_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     orphans = [(1 << 64 | i, 100 + i, i, i, "default", f"child {i}", "llm", 0, 1, "ok", None, {}, None, None)
                for i in range(1, 6)]
     assert sampler.keep(orphans) == []
-    assert sampler.held() == 3 and sampler.sampled_out == 2
+    assert sampler.held == 3 and sampler.sampled_out == 2
     assert list(sampler._pending) == [3, 4, 5]
