@@ -227,8 +227,8 @@ def emit(name: str, kind: str, start_ns: int, attributes: Attributes, error: Bas
     end = time.time_ns()
     parent = _current.get()
     message = None
-    if error is not None:
-        attributes = as_dict(attributes)
+    if error is not None:  # a copy: the caller's dict may be shared by every call
+        attributes = dict(as_dict(attributes))
         message = _failed(error, None, attributes)
     trace_id, parent_id, root_id, workspace_id = (
         (parent.trace_id, parent.span_id, parent.root_id or parent.span_id, parent.workspace_id) if parent is not None

@@ -134,6 +134,9 @@ def test_emitted_spans_and_attribute_tuples_are_stored_like_any_other(db: str, s
     orphan, _ = list_traces(db, TraceFilter(kind="embedding"))
     assert [(o["name"], o["span_count"]) for o in orphan] == [("orphan", 1)]
     assert orphan[0]["id"] != root.trace_hex
+    shared = {tracing.OPERATION: "execute_tool"}  # one dict for every call of a tool
+    tracing.emit("tool", "tool", time.time_ns(), shared, ValueError("bad arguments"))
+    assert shared == {tracing.OPERATION: "execute_tool"}  # the failure is recorded on a copy
 
 
 def test_the_store_forgets_the_oldest_traces_whose_root_never_came(db: str,
