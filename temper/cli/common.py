@@ -46,12 +46,12 @@ def clean_errors(fn: F) -> F:
         except TemperError as e:
             err.print(f"[red]error:[/red] {e.message}")
         except ValidationError as e:
+            setting = e.title == Settings.__name__  # a TEMPER_* setting that does not parse or is out of range
             for problem in e.errors():
                 where = "_".join(str(p) for p in problem["loc"])
-                if e.title == Settings.__name__:  # a TEMPER_* setting that does not parse or is out of range
+                if setting:
                     where = f"TEMPER_{where.upper()}={problem.get('input')!r}"
-                err.print(f"[red]invalid {'setting' if e.title == Settings.__name__ else 'input'}:[/red] "
-                          f"{where}: {problem['msg']}")
+                err.print(f"[red]invalid {'setting' if setting else 'input'}:[/red] {where}: {problem['msg']}")
         except SQLAlchemyError as e:
             err.print(f"[red]database error:[/red] {e.__class__.__name__}: {str(e).splitlines()[0]}")
         except OSError as e:
