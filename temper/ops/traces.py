@@ -8,8 +8,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, delete, func, or_, select
+from sqlalchemy import Boolean, Select, delete, func, or_, select
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from temper.errors import InvalidRequest, NotFound
 from temper.ops.payloads import readable_input, readable_output
@@ -19,6 +22,28 @@ from temper.store.tables import AnnotationItem, ScoreRow, SpanRow, TraceRow, iso
 
 PREVIEW = 300
 STATUSES = ("ok", "error")
+
+
+class ContainsText(FunctionElement[bool]):
+    """``column LIKE pattern ESCAPE '\\'`` without regard to case, as SQLite's LIKE already is (for ASCII):
+    PostgreSQL's ILIKE. (SQLAlchemy's ``ilike`` would wrap both sides in ``lower()`` on SQLite.)"""
+
+    type = Boolean()
+    inherit_cache = True
+    name = "contains_text"
+    _is_implicitly_boolean = True  # a condition already: SQLite needs no "= 1" after it
+
+
+@compiles(ContainsText)
+def _like(element: ContainsText, compiler: SQLCompiler, **kw: Any) -> str:
+    column, pattern = element.clauses
+    return f"{compiler.process(column, **kw)} LIKE {compiler.process(pattern, **kw)} ESCAPE '\\'"
+
+
+@compiles(ContainsText, "postgresql")
+def _ilike(element: ContainsText, compiler: SQLCompiler, **kw: Any) -> str:
+    column, pattern = element.clauses
+    return f"{compiler.process(column, **kw)} ILIKE {compiler.process(pattern, **kw)} ESCAPE '\\'"
 
 
 @dataclass
@@ -58,7 +83,7 @@ class TraceFilter:
             stmt = stmt.where(t.trace_id.in_(self.trace_ids))
         if self.q:
             like = "%" + self.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            stmt = stmt.where(or_(*(c.like(like, escape="\\") for c in (
+            stmt = stmt.where(or_(*(ContainsText(c, like) for c in (
                 t.raw_input, t.raw_output, t.input, t.output, t.name, t.error))))
         return stmt
 
