@@ -1,12 +1,16 @@
 """Plugin hooks (pluggy). Built-ins implement them exactly like third-party plugins do."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pluggy
 
-from temper.config import Settings
-from temper.knowledge.types import Parser
-from temper.models.catalog import ModelEntry
-from temper.models.provider import Provider
+if TYPE_CHECKING:  # types only: the hook specs import no capability at load time
+    from temper.config import Settings
+    from temper.jobs.kinds import JobKind
+    from temper.knowledge.types import Parser
+    from temper.models.catalog import ModelEntry
+    from temper.models.provider import Provider
 
 hookspec = pluggy.HookspecMarker("temper")
 hookimpl = pluggy.HookimplMarker("temper")
@@ -34,3 +38,9 @@ def mask_trace_payload(text: str) -> str | None:  # type: ignore[empty-body]
 def register_parsers(settings: Settings) -> list[Parser]:  # type: ignore[empty-body]
     """Return knowledge-base parsers (one per format); names must be unique across plugins, and a file
     extension claimed twice is a startup error."""
+
+
+@hookspec
+def register_job_kinds(settings: Settings) -> list[JobKind]:  # type: ignore[empty-body]
+    """Return job kinds (``temper.jobs.kinds.JobKind``): a name, an importable handler ``"module:function"``
+    and the CPUs/GPUs one job needs; names must be unique across plugins."""

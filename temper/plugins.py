@@ -1,16 +1,21 @@
 """Load plugins explicitly: the built-ins, then the ``temper`` entry-point group. No import side effects."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pluggy
 
 from temper import hookspecs
 from temper.config import Settings
+from temper.jobs.kinds import JobKind, registry
 from temper.knowledge.ingest import ParserRegistry
-from temper.models.catalog import ModelEntry
-from temper.models.provider import Provider
+
+if TYPE_CHECKING:
+    from temper.models.provider import Provider
 
 
 def plugin_manager() -> pluggy.PluginManager:
+    from temper.jobs import builtin as builtin_jobs
     from temper.knowledge.ingest import builtin as parsers
     from temper.models.providers import builtin
 
@@ -18,6 +23,7 @@ def plugin_manager() -> pluggy.PluginManager:
     pm.add_hookspecs(hookspecs)
     pm.register(builtin)
     pm.register(parsers)
+    pm.register(builtin_jobs)
     pm.load_setuptools_entrypoints("temper")
     return pm
 
@@ -33,10 +39,11 @@ def providers(pm: pluggy.PluginManager, settings: Settings) -> dict[str, Provide
     return out
 
 
-def builtin_models(pm: pluggy.PluginManager, settings: Settings) -> list[ModelEntry]:
-    return [e for batch in pm.hook.register_models(settings=settings) for e in batch]
-
-
 def parser_registry(pm: pluggy.PluginManager, settings: Settings) -> ParserRegistry:
     """The knowledge-base parsers of every plugin; a name or extension claimed twice is a startup error."""
     return ParserRegistry([p for batch in pm.hook.register_parsers(settings=settings) for p in batch])
+
+
+def job_kinds(pm: pluggy.PluginManager, settings: Settings) -> dict[str, JobKind]:
+    """The job kinds of every plugin, by name; a name registered twice is a startup error."""
+    return registry(k for batch in pm.hook.register_job_kinds(settings=settings) for k in batch)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import typer
 
-from temper.cli import chat, kb, keys, models, prompts, serve, traces, usage, users
+from temper.cli import chat, jobs, kb, keys, models, prompts, serve, traces, usage, users
 
 app = typer.Typer(help="Temper: a self-hosted model studio.", no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False)
@@ -17,6 +17,7 @@ app.add_typer(users.app, name="users", help="Console users: add, list, passwd an
 app.add_typer(traces.app, name="traces", help="Traces: list, show as a timed tree, export as JSONL.")
 app.add_typer(prompts.app, name="prompts", help="Prompt templates: versions, labels, diff.")
 app.add_typer(kb.app, name="kb", help="Knowledge bases: create, add files and pages, status, search, ask.")
+app.add_typer(jobs.app, name="jobs", help="Background jobs: list, submit, follow, cancel, download artifacts.")
 
 
 def main() -> None:

@@ -17,13 +17,10 @@ from collections.abc import Callable
 from typing import Any
 
 from temper.jobs import store
+from temper.jobs.context import Cancelled  # one class for both runners' handlers
 from temper.store.tables import JobRow
 
 log = logging.getLogger("temper.jobs")
-
-
-class Cancelled(Exception):
-    """Raised inside a handler (by ``JobContext.progress``) when the job was cancelled."""
 
 
 class JobContext:

@@ -1,4 +1,4 @@
-"""Jobs in the database: submit, claim (atomically, by any process), report progress, finish, recover.
+"""Jobs in the database: submit, claim (atomically, by any process), report progress and events, finish, recover.
 
 A job's row is the truth about it, so that the server, a CLI in another process and a restart after
 ``kill -9`` all see the same state: a job whose worker stopped heart-beating is put back in the queue
@@ -9,26 +9,35 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from temper.errors import InvalidRequest, NotFound
 from temper.ids import new_id
 from temper.store.db import session
-from temper.store.tables import DEFAULT_WORKSPACE, JobRow, as_utc, iso_utc, utcnow
+from temper.store.tables import DEFAULT_WORKSPACE, JobArtifactRow, JobEventRow, JobRow, as_utc, iso_utc, utcnow
 
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINISHED = ("succeeded", "failed", "cancelled")
 MAX_ATTEMPTS = 3
+EVENT_LEVELS = ("info", "warning", "error")
 
 
-def job_dict(j: JobRow) -> dict[str, Any]:
+def job_dict(j: JobRow, artifacts: int = 0) -> dict[str, Any]:
     return {"id": j.id, "object": "job", "kind": j.kind, "workspace_id": j.workspace_id,
             "resource_id": j.resource_id, "status": j.status, "done": j.done, "total": j.total, "unit": j.unit,
             "percent": round(100 * j.done / j.total, 1) if j.total else (100.0 if j.status == "succeeded" else 0.0),
             "message": j.message, "error": j.error, "attempts": j.attempts, "payload": j.payload,
             "created_at": iso_utc(j.created_at), "started_at": iso_utc(j.started_at) if j.started_at else None,
-            "finished_at": iso_utc(j.finished_at) if j.finished_at else None}
+            "finished_at": iso_utc(j.finished_at) if j.finished_at else None, "artifacts": artifacts}
+
+
+def _dicts(s: Session, rows: list[JobRow]) -> list[dict[str, Any]]:
+    """Job dicts with their artifact counts (one grouped query)."""
+    counts: dict[str, int] = dict(s.execute(
+        select(JobArtifactRow.job_id, func.count()).where(JobArtifactRow.job_id.in_([j.id for j in rows]))
+        .group_by(JobArtifactRow.job_id)).all()) if rows else {}
+    return [job_dict(j, counts.get(j.id, 0)) for j in rows]
 
 
 def submit(db: str, kind: str, payload: dict[str, Any], *, workspace_id: str = DEFAULT_WORKSPACE,
@@ -51,7 +60,7 @@ def _job(s: Session, job_id: str, workspace_id: str | None) -> JobRow:
 
 def get_job(db: str, job_id: str, workspace_id: str | None = None) -> dict[str, Any]:
     with session(db) as s:
-        return job_dict(_job(s, job_id, workspace_id))
+        return _dicts(s, [_job(s, job_id, workspace_id)])[0]
 
 
 def list_jobs(db: str, *, workspace_id: str = DEFAULT_WORKSPACE, kind: str | None = None,
@@ -63,7 +72,7 @@ def list_jobs(db: str, *, workspace_id: str = DEFAULT_WORKSPACE, kind: str | Non
         if value is not None:
             stmt = stmt.where(column == value)
     with session(db) as s:
-        return [job_dict(j) for j in s.scalars(stmt.order_by(JobRow.created_at.desc()).limit(limit))]
+        return _dicts(s, list(s.scalars(stmt.order_by(JobRow.created_at.desc()).limit(limit))))
 
 
 def cancel(db: str, job_id: str, workspace_id: str | None = None) -> dict[str, Any]:
@@ -74,7 +83,7 @@ def cancel(db: str, job_id: str, workspace_id: str | None = None) -> dict[str, A
             job.status, job.finished_at, job.message = "cancelled", utcnow(), "cancelled before it started"
         elif job.status == "running":
             job.cancel_requested = True
-        return job_dict(job)
+        return _dicts(s, [job])[0]
 
 
 def claim(db: str, worker: str, kinds: list[str], job_id: str | None = None) -> JobRow | None:
@@ -111,11 +120,19 @@ def report(db: str, job_id: str, done: int | None = None, total: int | None = No
         return bool(s.scalar(select(JobRow.cancel_requested).where(JobRow.id == job_id)))
 
 
-def heartbeat(db: str, job_ids: list[str]) -> None:
-    if job_ids:
-        with session(db) as s:
-            s.execute(update(JobRow).where(JobRow.id.in_(job_ids), JobRow.status == "running")
-                      .values(heartbeat_at=utcnow()))
+def heartbeat(db: str, job_ids: list[str]) -> set[str]:
+    """Mark the jobs as alive; returns those of them that someone asked to cancel."""
+    if not job_ids:
+        return set()
+    with session(db) as s:
+        s.execute(update(JobRow).where(JobRow.id.in_(job_ids), JobRow.status == "running")
+                  .values(heartbeat_at=utcnow()))
+        return set(s.scalars(select(JobRow.id).where(JobRow.id.in_(job_ids), JobRow.cancel_requested)))
+
+
+def cancel_requested(db: str, job_id: str) -> bool:
+    with session(db) as s:
+        return bool(s.scalar(select(JobRow.cancel_requested).where(JobRow.id == job_id)))
 
 
 def finish(db: str, job_id: str, status: str, *, error: str | None = None, message: str | None = None) -> None:
@@ -127,6 +144,16 @@ def finish(db: str, job_id: str, status: str, *, error: str | None = None, messa
         s.execute(update(JobRow).where(JobRow.id == job_id, JobRow.status == "running").values(**values))
 
 
+def _retry_or_fail(job: JobRow) -> bool:
+    """A running job whose worker died: back to the queue (True), or failed after MAX_ATTEMPTS."""
+    if job.attempts >= MAX_ATTEMPTS:
+        job.status, job.finished_at = "failed", utcnow()
+        job.error = f"The worker running this job stopped {job.attempts} times (crash or kill); gave up."
+        return False
+    job.status, job.worker, job.message = "queued", None, "requeued: its worker stopped"
+    return True
+
+
 def recover_stale(db: str, stale_after_s: float) -> list[str]:
     """Jobs whose worker stopped heart-beating (it died): back to the queue, or failed after MAX_ATTEMPTS."""
     cutoff = utcnow() - timedelta(seconds=stale_after_s)
@@ -136,10 +163,38 @@ def recover_stale(db: str, stale_after_s: float) -> list[str]:
             beat = job.heartbeat_at or job.started_at
             if beat is not None and as_utc(beat) >= cutoff:
                 continue
-            if job.attempts >= MAX_ATTEMPTS:
-                job.status, job.finished_at = "failed", utcnow()
-                job.error = f"The worker running this job stopped {job.attempts} times (crash or kill); gave up."
-            else:
-                job.status, job.worker, job.message = "queued", None, "requeued: its worker stopped"
+            if _retry_or_fail(job):
                 requeued.append(job.id)
     return requeued
+
+
+def worker_died(db: str, job_id: str) -> bool:
+    """What ``recover_stale`` does, at once, for a job whose runner saw its worker die; True if requeued."""
+    with session(db) as s:
+        job = s.get(JobRow, job_id)
+        return job is not None and job.status == "running" and _retry_or_fail(job)
+
+
+def release(db: str, job_id: str) -> None:
+    """Put a running job back in the queue without counting the attempt (its runner is shutting down)."""
+    with session(db) as s:
+        s.execute(update(JobRow).where(JobRow.id == job_id, JobRow.status == "running").values(
+            status="queued", worker=None, attempts=JobRow.attempts - 1, message="requeued: its runner stopped"))
+
+
+def add_event(db: str, job_id: str, message: str, *, level: str = "info", data: dict[str, Any] | None = None) -> None:
+    if level not in EVENT_LEVELS:
+        raise ValueError(f"event level must be one of {', '.join(EVENT_LEVELS)}")
+    with session(db) as s:
+        s.add(JobEventRow(job_id=job_id, at=utcnow(), level=level, message=message, data=data or {}))
+
+
+def list_events(db: str, job_id: str, workspace_id: str | None = None, *, after: int = 0,
+                limit: int = 100) -> list[dict[str, Any]]:
+    """A job's events in order, those with an id above ``after`` (to follow a running job)."""
+    with session(db) as s:
+        _job(s, job_id, workspace_id)
+        rows = s.scalars(select(JobEventRow).where(JobEventRow.job_id == job_id, JobEventRow.id > after)
+                         .order_by(JobEventRow.id).limit(limit))
+        return [{"id": e.id, "object": "job.event", "job_id": e.job_id, "at": iso_utc(e.at), "level": e.level,
+                 "message": e.message, "data": e.data} for e in rows]

@@ -5,8 +5,8 @@ import pluggy
 
 from temper.config import Settings
 from temper.models.catalog import Catalog, stored_entries
-from temper.plugins import builtin_models
 
 
 def build_catalog(settings: Settings, pm: pluggy.PluginManager) -> Catalog:
-    return Catalog(builtin_models(pm, settings), stored_entries(settings.db_url))
+    builtins = [e for batch in pm.hook.register_models(settings=settings) for e in batch]
+    return Catalog(builtins, stored_entries(settings.db_url))

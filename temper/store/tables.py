@@ -8,6 +8,7 @@ from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, I
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 DEFAULT_WORKSPACE = "ws_default"
+ID = BigInteger().with_variant(Integer, "sqlite")  # a 64-bit row id: SQLite's INTEGER PRIMARY KEY already is
 
 
 def utcnow() -> datetime:
@@ -75,8 +76,8 @@ class ApiKey(Base):
     allowed_models: Mapped[list | None] = mapped_column(JSON, nullable=True)
     rpm: Mapped[int | None] = mapped_column(Integer, nullable=True)
     tpm: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    token_budget: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    tokens_used: Mapped[int] = mapped_column(Integer, default=0)
+    token_budget: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    tokens_used: Mapped[int] = mapped_column(BigInteger, default=0)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -84,7 +85,7 @@ class ApiKey(Base):
 
 class UsageRecord(Base):
     __tablename__ = "usage"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
     request_id: Mapped[str] = mapped_column(String(40))
     workspace_id: Mapped[str] = mapped_column(String(40), default=DEFAULT_WORKSPACE)
     key_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
@@ -147,7 +148,7 @@ class SpanRow(Base):
     indexed: every index costs CPU on each gateway call."""
 
     __tablename__ = "spans"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
     span_id: Mapped[str] = mapped_column(String(16))
     trace_id: Mapped[str] = mapped_column(String(32), index=True)
     parent_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
@@ -320,6 +321,30 @@ class JobRow(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     __table_args__ = (Index("ix_jobs_status_created", "status", "created_at"),)
+
+
+class JobEventRow(Base):
+    """Something a job reported along the way (a log line with data), shown by the API and the CLI."""
+
+    __tablename__ = "job_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(String(40), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    level: Mapped[str] = mapped_column(String(10), default="info")  # info|warning|error
+    message: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class JobArtifactRow(Base):
+    """A file a job wrote (a report, a model, a dataset); its bytes live in the artifact store."""
+
+    __tablename__ = "job_artifacts"
+    job_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)  # relative path, '/'-separated
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    media_type: Mapped[str] = mapped_column(String(100))
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class KnowledgeBase(Base):
