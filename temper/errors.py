@@ -13,12 +13,14 @@ class TemperError(Exception):
     code: str | None = None
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None,
-                 status: int | None = None, headers: dict[str, str] | None = None) -> None:
+                 status: int | None = None, headers: dict[str, str] | None = None, etype: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
         if code is not None:
             self.code = code
+        if etype is not None:
+            self.type = etype
         if status is not None:
             self.status = status
         self.headers = headers or {}

@@ -110,6 +110,18 @@ def get_key(db: str, key_id: str) -> KeyInfo:
         return _info(row)
 
 
+def active_key(db: str, key_id: str) -> KeyInfo | None:
+    """A usable key by id (the admin key included); None when it is unknown, revoked or expired."""
+    if key_id == ADMIN_KEY_ID:
+        return admin_info()
+    with session(db) as s:
+        row = s.get(ApiKey, key_id)
+        info = _info(row) if row is not None and row.revoked_at is None else None
+    if info is not None and info.expires_at is not None and info.expires_at <= utcnow():
+        return None
+    return info
+
+
 def revoke_key(db: str, key_id: str) -> KeyInfo:
     """Revoke a key and end the console sessions opened with it."""
     with session(db) as s:

@@ -101,7 +101,7 @@ def _context(sources: list[Source]) -> str:
 async def prepare(service: KnowledgeService, kb: dict[str, Any], question: str, retrieval: Retrieval,
                   settings: Answer, *, flt: Filter | None = None, history: list[dict[str, str]] | None = None
                   ) -> Prepared:
-    service.inference.model(settings.model, "chat")  # an unknown answer model fails before any work
+    service.models.model(settings.model, "chat")  # an unknown answer model fails before any work
     retrieved = await retrieve(service, kb, question, retrieval, flt=flt, history=history)
     p = Prepared(question, language(question), retrieved)
     minimum = floor(retrieval, settings)
@@ -148,11 +148,11 @@ def _refuses(text: str, refusal: str) -> bool:
 async def answer(service: KnowledgeService, kb: dict[str, Any], question: str, retrieval: Retrieval,
                  settings: Answer, *, flt: Filter | None = None, history: list[dict[str, str]] | None = None
                  ) -> dict[str, Any]:
-    attrs = {"temper.kb.id": kb["id"], **service.inference.caller_attributes()}
+    attrs = {"temper.kb.id": kb["id"], **service.models.caller_attributes()}
     with tracing.span(f"answer {kb['name']}", "chain", attrs, workspace_id=kb["workspace_id"], input=question) as s:
         p = await prepare(service, kb, question, retrieval, settings, flt=flt, history=history)
-        text = "" if p.refusal else await service.inference.chat(
-            settings.model, p.messages, max_tokens=settings.max_tokens, temperature=settings.temperature)
+        text = "" if p.refusal else (await service.models.chat(
+            settings.model, p.messages, max_tokens=settings.max_tokens, temperature=settings.temperature)).content
         out = finish(p, text)
         s.set({"temper.answer.refused": out["refused"], "temper.answer.citations": len(out["citations"])},
               output=out["answer"])
@@ -166,7 +166,7 @@ async def answer_stream(service: KnowledgeService, kb: dict[str, Any], question:
     """Events: ``sources`` (before generation), ``delta`` (text as generated), ``answer`` (the final
     object, with citations mapped and a refusal applied)."""
     s = tracing.start(f"answer {kb['name']}", "chain", {"temper.kb.id": kb["id"], "temper.stream": True,
-                                                        **service.inference.caller_attributes()},
+                                                        **service.models.caller_attributes()},
                       workspace_id=kb["workspace_id"], input=question)
     try:
         p = await prepare(service, kb, question, retrieval, settings, flt=flt, history=history)
@@ -174,10 +174,11 @@ async def answer_stream(service: KnowledgeService, kb: dict[str, Any], question:
                "trace_id": s.trace_hex if s is not tracing.NO_SPAN else None}
         parts: list[str] = []
         if p.refusal is None:
-            async for delta in service.inference.chat_stream(settings.model, p.messages, max_tokens=settings.max_tokens,
-                                                             temperature=settings.temperature):
-                parts.append(delta)
-                yield {"type": "delta", "text": delta}
+            async for delta in service.models.chat_stream(settings.model, p.messages, max_tokens=settings.max_tokens,
+                                                          temperature=settings.temperature):
+                if delta.content:
+                    parts.append(delta.content)
+                    yield {"type": "delta", "text": delta.content}
         out = finish(p, "".join(parts))
         s.set({"temper.answer.refused": out["refused"], "temper.answer.citations": len(out["citations"])},
               output=out["answer"])

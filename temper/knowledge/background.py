@@ -8,6 +8,7 @@ where the sample alone would hold mostly related chunks.
 """
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -19,7 +20,7 @@ from temper.knowledge.lang import language
 from temper.knowledge.types import KnowledgeIndex
 
 if TYPE_CHECKING:
-    from temper.knowledge.inference import Inference
+    from temper.models.client import ModelClient
 
 SAMPLE = 256
 SAMPLE_TTL_S = 60.0  # how stale a sample may get through another replica's ingestion
@@ -105,16 +106,16 @@ class Background:
         self._references: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
 
-    async def vectors(self, inference: Inference, db: str, kb: dict, index: KnowledgeIndex, lang: str
+    async def vectors(self, models: ModelClient, db: str, kb: dict, index: KnowledgeIndex, lang: str
                       ) -> np.ndarray:
         model = kb["embedding_model"]
         references = self._references.get(model)
         if references is None:
-            with inference.acting_for(None):  # the server's own cost, not the first caller's
-                references, _ = await inference.embed(model, REFERENCE, "passage")
+            with models.acting_for(None):  # the server's own cost, not the first caller's
+                references = (await models.embed(model, REFERENCE, "passage")).vectors
             self._references[model] = references
         reference = references[_ROWS[lang]]
-        sample = self._sample(db, kb, index)
+        sample = await asyncio.to_thread(self._sample, db, kb, index)
         return np.vstack([sample, reference]) if len(sample) else reference
 
     def _sample(self, db: str, kb: dict, index: KnowledgeIndex) -> np.ndarray:

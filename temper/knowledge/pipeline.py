@@ -70,7 +70,7 @@ class IngestJob:
         with tracing.span(f"ingest {self.kb['name']}", "ingest", {
                 "temper.kb.id": self.kb["id"], "temper.ingest.documents": total,
                 "temper.job.id": self.ctx.job_id, "temper.job.attempt": self.ctx.attempt,
-                **self.service.inference.caller_attributes()},
+                **self.service.models.caller_attributes()},
                 workspace_id=self.kb["workspace_id"]) as root:
             self._report(force=True)
             try:
@@ -211,8 +211,7 @@ class IngestJob:
         try:
             fields = self._enrich(batch)
             with tracing.span("embed", "ingest", {"temper.ingest.chunks": len(batch), tracing.REQUEST_MODEL: model}):
-                vectors, _ = self.service.inference.blocking(
-                    self.service.inference.embed(model, [text for *_, text in batch], "passage"))
+                vectors = self.service.blocking.embed(model, [text for *_, text in batch], "passage").vectors
             if self.index is None:
                 self.index = self.service.index(self.kb["id"], dim=vectors.shape[1])
             with tracing.span("index", "ingest", {"temper.ingest.chunks": len(batch)}):
@@ -242,12 +241,11 @@ class IngestJob:
         model = self.config.enrichment.model
         if not model:
             return {}
-        inference = self.service.inference
+        models = self.service.blocking
         out: dict[int, dict[str, str]] = {}
         with tracing.span("enrich", "ingest", {"temper.ingest.chunks": len(batch), tracing.REQUEST_MODEL: model}) as s:
             for _, chunk_id, chunk, _ in batch:
-                reply = inference.blocking(inference.chat(model, enrich.messages(chunk.text), max_tokens=200,
-                                                          temperature=0))
+                reply = models.chat(model, enrich.messages(chunk.text), max_tokens=200, temperature=0).content
                 out[chunk_id] = enrich.parse(reply)
             store.set_enrichment(self.db, out)
             s.set({"temper.enriched": sum(1 for f in out.values() if f)})

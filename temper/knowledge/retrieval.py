@@ -18,6 +18,7 @@ A plaza rerank model (a cross-encoder) does reorder, by its own score.
 """
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -101,11 +102,11 @@ async def retrieve(service: KnowledgeService, kb: dict[str, Any], question: str,
             parse_filter(flt)  # a bad filter is the caller's error, reported before any work
         except ValueError as e:
             raise InvalidRequest(f"Invalid filter: {e}", param="filter", code="invalid_filter") from None
-    index = service.index(kb["id"])
+    index = await asyncio.to_thread(service.index, kb["id"])  # database and index work stays off the loop
     model = kb["embedding_model"]
     with tracing.span(f"retrieve {kb['name']}", "retrieval", {
             "temper.kb.id": kb["id"], "temper.retrieval.mode": settings.mode, "temper.retrieval.top_k": settings.top_k,
-            **service.inference.caller_attributes()},
+            **service.models.caller_attributes()},
             workspace_id=kb["workspace_id"], input=question) as root:
         query = await _condense(service, question, history, settings) if history else question
         rewrites = await _rewrites(service, query, settings)
@@ -116,21 +117,23 @@ async def retrieve(service: KnowledgeService, kb: dict[str, Any], question: str,
             suffix = f":{n}" if n else ""
             if settings.mode in ("hybrid", "keyword") and not text.startswith(_HYDE):
                 with tracing.span("keyword", "retrieval", {"temper.retriever": "bm25"}, input=text) as s:
-                    lists["keyword" + suffix] = found = index.keyword(text, settings.candidates, flt)
+                    lists["keyword" + suffix] = found = await asyncio.to_thread(index.keyword, text, settings.candidates,
+                                                                                   flt)
                     s.set({"temper.retrieval.hits": len(found)}, output=[h.id for h in found])
             if settings.mode in ("hybrid", "dense"):
                 with tracing.span("dense", "retrieval", {"temper.retriever": "dense", tracing.REQUEST_MODEL: model},
                                   input=text) as s:
-                    v, hit = await service.inference.embed_query(model, text.removeprefix(_HYDE))
+                    v, hit = await service.queries.vector(model, text.removeprefix(_HYDE))
                     if n == 0:
                         vector, cache_hit = v, hit
-                    lists["dense" + suffix] = found = index.dense(v.tolist(), settings.candidates, flt)
+                    lists["dense" + suffix] = found = await asyncio.to_thread(index.dense, v.tolist(), settings.candidates,
+                                                                                 flt)
                     s.set({"temper.retrieval.hits": len(found), "temper.query_cache_hit": hit},
                           output=[h.id for h in found])
         with tracing.span("fuse", "retrieval", {"temper.fusion": "rrf", "temper.rrf_k": settings.rrf_k}) as s:
             fused = fuse(lists, settings.weights, settings.rrf_k)
-            visible = store.visible_chunks(service.db, [h.id for h in fused[:max(settings.rerank_candidates,
-                                                                                     settings.top_k) * 2]])
+            visible = await asyncio.to_thread(store.visible_chunks, service.db,
+                                              [h.id for h in fused[:max(settings.rerank_candidates, settings.top_k) * 2]])
             hits = [h for h in fused if h.id in visible]
             for h in hits:
                 h.chunk = visible[h.id]
@@ -143,7 +146,7 @@ async def retrieve(service: KnowledgeService, kb: dict[str, Any], question: str,
             hits = [h for h in hits if h.relevance >= settings.threshold]
         hits = hits[:settings.top_k]
         if settings.parents:
-            _attach_parents(service.db, hits)
+            await asyncio.to_thread(_attach_parents, service.db, hits)
         root.set({"temper.retrieval.hits": len(hits), "temper.reranker": reranker or "none"},
                  output=[h.id for h in hits])
     return Retrieved(query, hits, [r.removeprefix(_HYDE) for r in rewrites], reranker, cache_hit)
@@ -158,10 +161,10 @@ async def _rerank(service: KnowledgeService, kb: dict[str, Any], index: Knowledg
                                            "temper.retrieval.candidates": len(hits)}) as s:
         if settings.rerank_model == LOCAL_RERANKER:
             if vector is None:
-                vector, _ = await service.inference.embed_query(kb["embedding_model"], query)
-            stored = index.vectors([h.id for h in hits])
+                vector, _ = await service.queries.vector(kb["embedding_model"], query)
+            stored = await asyncio.to_thread(index.vectors, [h.id for h in hits])
             similarity = dict(zip(stored, np.asarray(list(stored.values()), dtype=np.float32) @ vector)) if stored else {}
-            bg = (await service.background.vectors(service.inference, service.db, kb, index, language(query))) @ vector
+            bg = (await service.background.vectors(service.models, service.db, kb, index, language(query))) @ vector
             mean, std = float(bg.mean()), max(float(bg.std()), MIN_BACKGROUND_STD)
             for h in hits:
                 keyword = h.retrievers.get("keyword")
@@ -169,7 +172,7 @@ async def _rerank(service: KnowledgeService, kb: dict[str, Any], index: Knowledg
                 h.rerank = ((float(similarity[h.id]) - mean) / std + evidence if h.id in similarity
                             else float("-inf"))
         else:
-            scores = await service.inference.rerank(settings.rerank_model, query, [h.chunk["text"] for h in hits])
+            scores = await service.models.rerank(settings.rerank_model, query, [h.chunk["text"] for h in hits])
             for h, score in zip(hits, scores):
                 h.rerank, h.reordered = score, True
             hits.sort(key=lambda h: -h.score)
@@ -200,10 +203,10 @@ async def _condense(service: KnowledgeService, question: str, history: list[dict
                     settings: Retrieval) -> str:
     with tracing.span("condense", "chain", input=question) as s:
         turns = "\n".join(f"{m.get('role', 'user')}: {m.get('content', '')}" for m in history[-6:])
-        text = await service.inference.chat(settings.rewrite_model, [
+        text = (await service.models.chat(settings.rewrite_model, [
             {"role": "system", "content": CONDENSE_PROMPT},
             {"role": "user", "content": f"Conversation:\n{turns}\n\nLast question: {question}"}],
-            max_tokens=96, temperature=0)
+            max_tokens=96, temperature=0)).content
         condensed = text.strip().splitlines()[0].strip() if text.strip() else ""
         s.set(output=condensed or question)
     return condensed or question
@@ -213,17 +216,17 @@ async def _rewrites(service: KnowledgeService, query: str, settings: Retrieval) 
     out: list[str] = []
     if settings.multi_query:
         with tracing.span("rewrite", "chain", {"temper.rewrites": settings.multi_query}, input=query) as s:
-            text = await service.inference.chat(settings.rewrite_model, [
+            text = (await service.models.chat(settings.rewrite_model, [
                 {"role": "system", "content": REWRITE_PROMPT.format(n=settings.multi_query)},
-                {"role": "user", "content": query}], max_tokens=160, temperature=0)
+                {"role": "user", "content": query}], max_tokens=160, temperature=0)).content
             lines = [ln.strip(" -*0123456789.)、\t") for ln in text.splitlines()]
             out = [ln for ln in lines if ln and ln != query][:settings.multi_query]
             s.set(output=out)
     if settings.hyde:
         with tracing.span("hyde", "chain", input=query) as s:
-            passage = (await service.inference.chat(settings.rewrite_model, [
+            passage = (await service.models.chat(settings.rewrite_model, [
                 {"role": "system", "content": HYDE_PROMPT}, {"role": "user", "content": query}],
-                max_tokens=200, temperature=0)).strip()
+                max_tokens=200, temperature=0)).content.strip()
             if passage:
                 out.append(_HYDE + passage)
             s.set(output=passage)

@@ -5,6 +5,7 @@ base's index lives in ``<home>/knowledge/<kb id>/index`` (or PostgreSQL) and can
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import mimetypes
 import shutil
@@ -22,11 +23,12 @@ from temper.knowledge import config as kbconfig
 from temper.knowledge import pipeline, store, sync
 from temper.knowledge.blobs import BlobStore
 from temper.auth.keys import KeyInfo
-from temper.knowledge.inference import Caller, Inference
 from temper.knowledge.ingest import ParserRegistry
+from temper.knowledge.query_vectors import QueryVectors
 from temper.knowledge.background import Background
 from temper.knowledge.retrieval import Retrieved, retrieve
 from temper.knowledge.types import Filter, KnowledgeIndex, ParsedDocument, ParseError
+from temper.models.client import BlockingModelClient, Caller, ModelClient
 from temper.store.tables import DEFAULT_WORKSPACE
 
 IndexFactory = Callable[[str, Path, int], KnowledgeIndex]  # (kb id, directory, dimensions) → index
@@ -63,13 +65,16 @@ def index_factory(backend: str, dsn: Callable[[], str]) -> IndexFactory:
 
 
 class KnowledgeService:
-    def __init__(self, db: str, home: Path, inference: Inference, parsers: ParserRegistry, *,
+    def __init__(self, db: str, home: Path, models: ModelClient, loop: asyncio.AbstractEventLoop,
+                 parsers: ParserRegistry, *,
                  index_factory: IndexFactory = index_factory("qdrant_edge", str), url_allow: list[str] | None = None,
                  wake: Callable[[], None] | None = None, keys: Callable[[str], KeyInfo | None] = lambda _: None
                  ) -> None:
         self.db = db
         self.root = home / "knowledge"
-        self.inference = inference
+        self.models = models
+        self.blocking = BlockingModelClient(models, loop)  # for jobs on worker threads
+        self.queries = QueryVectors(models)
         self.parsers = parsers
         self.index_factory = index_factory
         self.url_allow = url_allow or []
@@ -108,7 +113,7 @@ class KnowledgeService:
 
     def create(self, name: str, *, description: str = "", embedding_model: str = store.DEFAULT_EMBEDDING_MODEL,
                config: dict[str, Any] | None = None, workspace_id: str = DEFAULT_WORKSPACE) -> dict[str, Any]:
-        entry = self.inference.model(embedding_model, "embedding")
+        entry = self.models.model(embedding_model, "embedding")
         cfg = kbconfig.parse(config)
         return store.create_kb(self.db, name, description=description, embedding_model=entry.id,
                                config=cfg.model_dump(), workspace_id=workspace_id)
@@ -241,7 +246,7 @@ class KnowledgeService:
             def handler(ctx: JobContext) -> str:
                 key_id = ctx.payload.get("key_id")
                 caller = Caller(key_id, self.keys(key_id) if key_id else None, ctx.job_id, ctx.workspace_id)
-                with self.inference.acting_for(caller):
+                with self.models.acting_for(caller):
                     return run(self, ctx)
             return handler
 
@@ -283,32 +288,36 @@ class KnowledgeService:
         return (kbconfig.merged(cfg.retrieval, retrieval, "retrieval"),
                 kbconfig.merged(cfg.answer, answer, "answer"))
 
+    async def _kb(self, kb_id: str, workspace_id: str | None) -> dict[str, Any]:
+        return await asyncio.to_thread(store.get_kb, self.db, kb_id, workspace_id, counted=False)
+
     async def retrieve(self, kb_id: str, query: str, *, retrieval: dict[str, Any] | None = None,
                        flt: Filter | None = None, history: list[dict[str, str]] | None = None,
                        workspace_id: str | None = None, caller: Caller | None = None) -> Retrieved:
         """Hits for ``query``; its model calls are metered for ``caller`` (as are ``answer``'s)."""
-        kb = store.get_kb(self.db, kb_id, workspace_id, counted=False)
+        kb = await self._kb(kb_id, workspace_id)
         settings, _ = self.settings_for(kb, retrieval, None)
-        self.inference.act_for(caller)
+        self.models.act_for(caller)
         return await retrieve(self, kb, _question(query), settings, flt=flt, history=history)
 
     async def answer(self, kb_id: str, question: str, *, retrieval: dict[str, Any] | None = None,
                      answer: dict[str, Any] | None = None, flt: Filter | None = None,
                      history: list[dict[str, str]] | None = None, workspace_id: str | None = None,
                      caller: Caller | None = None) -> dict[str, Any]:
-        kb = store.get_kb(self.db, kb_id, workspace_id, counted=False)
+        kb = await self._kb(kb_id, workspace_id)
         r, a = self.settings_for(kb, retrieval, answer)
-        self.inference.act_for(caller)
+        self.models.act_for(caller)
         return await answers.answer(self, kb, _question(question), r, a, flt=flt, history=history)
 
-    def answer_stream(self, kb_id: str, question: str, *, retrieval: dict[str, Any] | None = None,
-                      answer: dict[str, Any] | None = None, flt: Filter | None = None,
-                      history: list[dict[str, str]] | None = None, workspace_id: str | None = None,
-                      caller: Caller | None = None) -> AsyncIterator[dict[str, Any]]:
-        kb = store.get_kb(self.db, kb_id, workspace_id, counted=False)
+    async def answer_stream(self, kb_id: str, question: str, *, retrieval: dict[str, Any] | None = None,
+                            answer: dict[str, Any] | None = None, flt: Filter | None = None,
+                            history: list[dict[str, str]] | None = None, workspace_id: str | None = None,
+                            caller: Caller | None = None) -> AsyncIterator[dict[str, Any]]:
+        kb = await self._kb(kb_id, workspace_id)
         r, a = self.settings_for(kb, retrieval, answer)
-        self.inference.act_for(caller)  # the stream is iterated later, in this request's context
-        return answers.answer_stream(self, kb, _question(question), r, a, flt=flt, history=history)
+        self.models.act_for(caller)  # the stream is iterated in this request's context
+        async for event in answers.answer_stream(self, kb, _question(question), r, a, flt=flt, history=history):
+            yield event
 
 
 def _question(text: str) -> str:

@@ -60,7 +60,7 @@ def run(service: KnowledgeService, ctx: JobContext) -> str:
     read = changed = 0
     with tracing.span(f"sync {name}", "ingest", {"temper.kb.id": kb_id, "temper.source": name,
                                                    "temper.job.id": ctx.job_id,
-                                                   **service.inference.caller_attributes()}) as span:
+                                                   **service.models.caller_attributes()}) as span:
         for row in read_documents(source, since=cursor):
             data = encode(row.document)
             doc, needed = store.add_document(service.db, kb_id, name + row.key, source_type="database",

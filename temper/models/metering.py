@@ -6,14 +6,13 @@ import logging
 import math
 import threading
 import time
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Protocol
 
 from sqlalchemy import case, func, insert, select, update
 
 from temper.auth.keys import ADMIN_KEY_ID, KeyInfo
 from temper.errors import QuotaExceeded, RateLimited
+from temper.models.limits import LimitStore, MemoryLimitStore
 from temper.models.catalog import ModelEntry
 from temper.models.provider import Usage
 from temper.store.db import session
@@ -81,68 +80,43 @@ class UsageWriter:
         await asyncio.get_running_loop().run_in_executor(None, self.flush)
 
 
-class LimitStore(Protocol):
-    """Where rate-limit state lives: in memory for one process; Redis for several replicas."""
-
-    def take(self, bucket: str, capacity: float, per_s: float, amount: float, now: float) -> tuple[float, float]:
-        """Consume ``amount`` if at least 1 is left; return (level after, seconds until 1 is available)."""
-        ...
-
-    def charge(self, bucket: str, capacity: float, per_s: float, amount: float, now: float) -> None:
-        """Consume ``amount`` unconditionally (the level may go negative)."""
-        ...
-
-
-class MemoryLimitStore:
-    """Token buckets in a dict: capacity = the per-minute limit, refilled continuously."""
-
-    def __init__(self) -> None:
-        self.buckets: dict[str, tuple[float, float]] = {}  # name -> (level, at)
-
-    def _level(self, bucket: str, capacity: float, per_s: float, now: float) -> float:
-        level, at = self.buckets.get(bucket, (capacity, now))
-        return min(capacity, level + (now - at) * per_s)
-
-    def take(self, bucket: str, capacity: float, per_s: float, amount: float, now: float) -> tuple[float, float]:
-        level = self._level(bucket, capacity, per_s, now)
-        if level < 1:
-            self.buckets[bucket] = (level, now)
-            return level, (1 - level) / per_s
-        level -= amount
-        self.buckets[bucket] = (level, now)
-        return level, 0.0
-
-    def charge(self, bucket: str, capacity: float, per_s: float, amount: float, now: float) -> None:
-        self.buckets[bucket] = (self._level(bucket, capacity, per_s, now) - amount, now)
-
-
 def _reset(seconds: float) -> str:
     return f"{max(seconds, 0):.3f}s"
 
 
-@dataclass
-class Limits:
-    store: LimitStore
+class Meter:
+    """Admits and charges every model call made on a key's behalf: the gateway's, and the calls the studio
+    makes for it (a knowledge base's embeddings, answers and rewrites, a job's), so budgets and limits bind
+    them all.
 
-    @staticmethod
-    def check_budget(key: KeyInfo, spent: int) -> None:
-        if key.token_budget is not None and spent >= key.token_budget:
+    Rate limits are token buckets and budgets are running totals in the ``LimitStore`` (in memory, or Redis
+    shared by every replica and job process); the usage table (written by ``usage``) stays the record.
+    """
+
+    def __init__(self, usage: UsageWriter, store: LimitStore) -> None:
+        self.usage = usage
+        self.store = store
+
+    async def admit(self, key: KeyInfo) -> list[tuple[bytes, bytes]]:
+        """Check the key's budget and rate limits before a request; returns the ``x-ratelimit-*`` headers."""
+        if key.token_budget is not None:
+            await self.check_budget(key)
+        if not (key.rpm or key.tpm):
+            return []
+        headers: list[tuple[bytes, bytes]] = []
+        if key.rpm:
+            headers += await self._take("requests", key.id, key.rpm, 1)
+        if key.tpm:
+            headers += await self._take("tokens", key.id, key.tpm, 0)  # tokens are charged after the answer
+        return headers
+
+    async def check_budget(self, key: KeyInfo) -> None:
+        if key.token_budget is not None and await self.store.spent(key.id) >= key.token_budget:
             raise QuotaExceeded(f"API key {key.prefix}… has used its token budget ({key.token_budget} tokens).",
                                 headers={"x-should-retry": "false"})
 
-    def admit(self, key: KeyInfo, spent: int) -> list[tuple[bytes, bytes]]:
-        """Check the key's budget and rate limits before a request; returns the ``x-ratelimit-*`` headers."""
-        self.check_budget(key, spent)
-        now = time.monotonic()
-        headers: list[tuple[bytes, bytes]] = []
-        if key.rpm:
-            headers += self._take("requests", key.id, key.rpm, 1, now)
-        if key.tpm:
-            headers += self._take("tokens", key.id, key.tpm, 0, now)  # tokens are charged after the answer
-        return headers
-
-    def _take(self, kind: str, key_id: str, limit: int, amount: float, now: float) -> list[tuple[bytes, bytes]]:
-        level, wait = self.store.take(f"{kind}:{key_id}", limit, limit / 60, amount, now)
+    async def _take(self, kind: str, key_id: str, limit: int, amount: float) -> list[tuple[bytes, bytes]]:
+        level, wait = await self.store.take(f"{kind}:{key_id}", limit, limit / 60, amount)
         if wait:
             raise RateLimited(f"Rate limit reached for {kind}: limit {limit} per minute. "
                               f"Please try again in {wait:.2f}s.",
@@ -154,9 +128,41 @@ class Limits:
                 (f"x-ratelimit-remaining-{kind}".encode(), str(max(0, int(level))).encode()),
                 (f"x-ratelimit-reset-{kind}".encode(), _reset((limit - level) * 60 / limit).encode())]
 
-    def charge_tokens(self, key: KeyInfo, tokens: int) -> None:
-        if key.tpm and tokens:
-            self.store.charge("tokens:" + key.id, key.tpm, key.tpm / 60, tokens, time.monotonic())
+    async def charge(self, record: dict, key: KeyInfo | None, entry: ModelEntry | None, usage: Usage | None,
+                     t0: float) -> None:
+        """Complete ``record`` (tokens, cost, latency since ``t0``) and queue it; count the tokens against
+        the key's budget and tokens-per-minute limit."""
+        total = 0
+        if usage is not None:
+            record["prompt_tokens"], record["completion_tokens"] = usage.prompt_tokens, usage.completion_tokens
+            if entry is not None:
+                record["cost"] = entry.cost(usage.prompt_tokens, usage.completion_tokens)
+            total = usage.total_tokens
+        record["latency_ms"] = (time.perf_counter() - t0) * 1000
+        record["created_at"] = datetime.now(timezone.utc)
+        self.usage.record(record)  # first: the record is kept whatever happens to the limit store
+        if total and key is not None and key.id != ADMIN_KEY_ID:
+            if key.token_budget is not None:
+                await self.store.add_spent(key.id, total)
+            if key.tpm:
+                await self.store.charge("tokens:" + key.id, key.tpm, key.tpm / 60, total)
+
+    async def load_spent(self, db: str) -> None:
+        """Seed the budgets' running totals from the keys' recorded usage; a total the store already has
+        (another replica's, or this process's unflushed tokens) is kept."""
+        totals = await asyncio.get_running_loop().run_in_executor(None, spent_by_key, db)
+        await self.store.seed_spent(totals)
+
+    async def catch_up(self, db: str) -> None:
+        """In memory only: take in tokens that other processes (jobs in worker processes) recorded, so this
+        process's budgets see them within a poll. Shared stores are current already."""
+        if not isinstance(self.store, MemoryLimitStore):
+            return
+        totals = await asyncio.get_running_loop().run_in_executor(None, spent_by_key, db)
+        for key_id, recorded in totals.items():
+            known = await self.store.spent(key_id)
+            if recorded > known:
+                await self.store.add_spent(key_id, recorded - known)
 
 
 def usage_row(request_id: str, workspace_id: str, key_id: str | None, operation: str, model: str = "", *,
@@ -165,42 +171,6 @@ def usage_row(request_id: str, workspace_id: str, key_id: str | None, operation:
     return {"request_id": request_id, "workspace_id": workspace_id, "key_id": key_id, "app_id": app_id,
             "model": model, "operation": operation, "prompt_tokens": 0, "completion_tokens": 0, "cost": 0.0,
             "ttft_ms": None, "status": 200, "error_code": None, "stream": stream}
-
-
-class Meter:
-    """Admits and charges every model call made on a key's behalf: the gateway's, and the calls the studio
-    makes for it (a knowledge base's embeddings, answers and rewrites), so budgets and limits bind both.
-
-    ``spent`` is each key's tokens so far, loaded at start and kept current in memory; the usage table
-    (written by ``usage``) stays the record.
-    """
-
-    def __init__(self, usage: UsageWriter, limits: Limits) -> None:
-        self.usage = usage
-        self.limits = limits
-        self.spent: dict[str, int] = {}
-
-    def admit(self, key: KeyInfo) -> list[tuple[bytes, bytes]]:
-        return self.limits.admit(key, self.spent.get(key.id, 0))
-
-    def check_budget(self, key: KeyInfo) -> None:
-        self.limits.check_budget(key, self.spent.get(key.id, 0))
-
-    def charge(self, record: dict, key: KeyInfo | None, entry: ModelEntry | None, usage: Usage | None,
-               t0: float) -> None:
-        """Complete ``record`` (tokens, cost, latency since ``t0``) and queue it; count the tokens against
-        the key's budget and tokens-per-minute limit."""
-        if usage is not None:
-            record["prompt_tokens"], record["completion_tokens"] = usage.prompt_tokens, usage.completion_tokens
-            if entry is not None:
-                record["cost"] = entry.cost(usage.prompt_tokens, usage.completion_tokens)
-            total = usage.total_tokens
-            if total and key is not None:
-                self.spent[key.id] = self.spent.get(key.id, 0) + total
-                self.limits.charge_tokens(key, total)
-        record["latency_ms"] = (time.perf_counter() - t0) * 1000
-        record["created_at"] = datetime.now(timezone.utc)
-        self.usage.record(record)
 
 
 def _filtered(q, *, since: datetime | None, workspace_id: str | None, key_id: str | None,  # type: ignore[no-untyped-def]

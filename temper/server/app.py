@@ -6,10 +6,10 @@ import logging
 import os
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.gzip import GZipMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException
 
 from temper import __version__
@@ -59,8 +59,16 @@ def management_app(rt: Runtime) -> FastAPI:
         return _error(500, "The server had an error while processing your request.", etype="server_error")
 
     @app.get("/health", tags=["health"])
-    def health() -> dict[str, Any]:
-        return {"status": "ok", "version": __version__, "models": len(rt.catalog.entries)}
+    async def health(lag_window_s: float | None = Query(
+            None, gt=0, le=60, description="Event-loop lag over the last N seconds (default: the last minute).")
+            ) -> dict[str, Any]:
+        return {"status": "ok", "version": __version__, "models": len(rt.catalog.entries),
+                "event_loop_lag": rt.loop_lag.stats(lag_window_s)}
+
+    @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
+    async def metrics() -> str:
+        """Prometheus text: the event loop's lag."""
+        return rt.loop_lag.prometheus()
 
     app.include_router(models.router)
     app.include_router(keys.router)

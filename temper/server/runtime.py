@@ -15,16 +15,19 @@ from temper.auth.sessions import SESSION_COOKIE, SessionInfo, find_session
 from temper.config import Settings
 from temper.errors import AuthenticationError, PermissionDenied
 from temper.jobs.local import LocalRunner
+from temper.jobs.runner import Runner, make_runner
 from temper.knowledge.index import analyzer
-from temper.knowledge.inference import Inference
 from temper.knowledge.service import KnowledgeService, index_factory
 from temper.models.catalog import Catalog
-from temper.models.metering import Limits, MemoryLimitStore, Meter, UsageWriter, spent_by_key
+from temper.models.client import ModelClient
+from temper.models.limits import limit_store
+from temper.models.metering import Meter, UsageWriter
 from temper.models.plaza import build_catalog
 from temper.models.router import Router
 from temper.ops import exporter, tracing
+from temper.ops.loop_lag import LoopLag
 from temper.ops.traces import delete_before, now_us
-from temper.plugins import parser_registry, plugin_manager, providers
+from temper.plugins import job_kinds, parser_registry, plugin_manager, providers
 from temper.store.db import migrate, revisions
 
 log = logging.getLogger("temper.server")
@@ -45,11 +48,13 @@ class Runtime:
         self.admin_key, self.admin_key_created = ensure_admin_key(settings.home_dir, settings.admin_key)
         self.admin_hash = hash_key(self.admin_key)
         self.admin = admin_info()
-        self.meter = Meter(UsageWriter(self.db, settings.usage_flush_s), Limits(MemoryLimitStore()))
-        self.router = Router(self.providers, lambda: self.catalog)
+        self.meter = Meter(UsageWriter(self.db, settings.usage_flush_s), limit_store(settings.redis_url))
+        self.models = ModelClient(Router(self.providers, lambda: self.catalog), lambda: self.catalog, self.meter)
         self.spans = exporter.from_settings(settings, self.pm) if settings.tracing else None
         self.knowledge: KnowledgeService | None = None  # made at start, on the running loop
         self.jobs: LocalRunner | None = None
+        self.job_runner: Runner | None = None  # the plugin job kinds, in worker processes or on Ray
+        self.loop_lag = LoopLag()
         self._revs: dict[str, int] = {}
         self._poller: asyncio.Task | None = None
         self._janitor: asyncio.Task | None = None
@@ -58,15 +63,18 @@ class Runtime:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, migrate, self.db)
         await loop.run_in_executor(None, self.reload, True)
+        await self.meter.load_spent(self.db)
         self.meter.usage.start()
+        self.loop_lag.start()
         if self.spans is not None:
             self.spans.start()
             tracing.install(self.spans)
         self.jobs = LocalRunner(self.db, {}, workers=self.settings.job_workers,
                                 heartbeat_s=min(5.0, self.settings.job_stale_after_s / 3),
                                 stale_after_s=self.settings.job_stale_after_s)
+        self.job_runner = make_runner(self.settings, job_kinds(self.pm, self.settings), self.db)
         self.knowledge = KnowledgeService(self.db, self.settings.home_dir,
-                                          Inference(self.router, lambda: self.catalog, loop, self.meter),
+                                          self.models, loop,
                                           parser_registry(self.pm, self.settings),
                                           index_factory=index_factory(self.settings.kb_index,
                                                                       lambda: self.settings.kb_index_dsn),
@@ -76,6 +84,7 @@ class Runtime:
         loop.run_in_executor(None, analyzer.warm)  # in the background: the server is up meanwhile
         if self.settings.job_workers:
             await loop.run_in_executor(None, self.jobs.start)
+            await loop.run_in_executor(None, self.job_runner.start)
         self._poller = loop.create_task(self._poll())
         self._janitor = loop.create_task(self._retention())
 
@@ -83,12 +92,16 @@ class Runtime:
         for task in (self._poller, self._janitor):
             if task:
                 task.cancel()
+        self.loop_lag.stop()
         loop = asyncio.get_running_loop()
         if self.jobs is not None:
             await loop.run_in_executor(None, self.jobs.stop)  # workers may be waiting on this loop
+        if self.job_runner is not None:
+            await loop.run_in_executor(None, self.job_runner.stop)
         if self.knowledge is not None:
             self.knowledge.close()
         await self.meter.usage.close()
+        await self.meter.store.aclose()
         if self.spans is not None:
             tracing.install(None)
             await loop.run_in_executor(None, self.spans.close)
@@ -103,8 +116,6 @@ class Runtime:
         if force or revs.get("keys") != self._revs.get("keys"):
             self.keys = active_keys_by_hash(self.db)
             self.keys_by_id = {k.id: k for k in self.keys.values()}
-            if force:
-                self.meter.spent = spent_by_key(self.db)
         if force or revs.get("sessions") != self._revs.get("sessions"):
             self.sessions = {}
         self._revs = revs
@@ -114,7 +125,11 @@ class Runtime:
         while True:
             await asyncio.sleep(self.settings.catalog_poll_s)
             try:
+                keys = self._revs.get("keys")
                 await loop.run_in_executor(None, self.reload)
+                if self._revs.get("keys") != keys:  # a key may have a budget now: seed its running total
+                    await self.meter.load_spent(self.db)
+                await self.meter.catch_up(self.db)
             except Exception:  # noqa: BLE001 - a transient DB error must not stop the poller
                 log.exception("reloading the catalogue failed")
 

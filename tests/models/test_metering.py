@@ -8,34 +8,43 @@ import pytest
 
 from temper.auth.keys import create_key, get_key
 from temper.errors import QuotaExceeded, RateLimited
-from temper.models.metering import Limits, MemoryLimitStore, UsageWriter, usage_summary
+from temper.models.limits import MemoryLimitStore
+from temper.models.metering import Meter, UsageWriter, usage_row, usage_summary
+from temper.models.provider import Usage
 from temper.store.db import migrate
 
 
-def test_bucket_empties_then_refills_per_minute() -> None:
-    store = MemoryLimitStore()
-    for _ in range(3):
-        assert store.take("r:k", 3, 3 / 60, 1, now=100.0)[1] == 0
-    level, wait = store.take("r:k", 3, 3 / 60, 1, now=100.0)
-    assert level == 0 and wait == pytest.approx(20.0)  # one request back every 20 s
-    assert store.take("r:k", 3, 3 / 60, 1, now=121.0)[1] == 0
-    store.charge("t:k", 100, 100 / 60, 250, now=0.0)  # an answer larger than the limit
-    assert store.take("t:k", 100, 100 / 60, 0, now=60.0)[1] > 0  # still in debt after a minute
-
-
-def test_limits_raise_the_right_errors(tmp_path: Path) -> None:
+async def test_meter_raises_the_right_errors_and_counts_the_budget(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 't.db'}"
     migrate(db)
     key, _ = create_key(db, rpm=1, token_budget=10)
-    limits = Limits(MemoryLimitStore())
-    headers = dict(limits.admit(key, spent=0))
+    meter = Meter(UsageWriter(db), MemoryLimitStore())
+    headers = dict(await meter.admit(key))
     assert headers[b"x-ratelimit-limit-requests"] == b"1"
     with pytest.raises(RateLimited) as e:
-        limits.admit(key, spent=0)
+        await meter.admit(key)
     assert int(e.value.headers["retry-after"]) >= 1
+    await meter.charge(usage_row("req_1", key.workspace_id, key.id, "chat", "m"), key, None, Usage(4, 6), 0.0)
     with pytest.raises(QuotaExceeded) as q:
-        limits.admit(key, spent=10)
+        await meter.check_budget(key)  # 10 tokens spent of 10
     assert q.value.headers["x-should-retry"] == "false" and q.value.status == 429
+    assert meter.usage.flush() == 1 and get_key(db, key.id).tokens_used == 10
+
+
+async def test_a_budget_catches_up_with_tokens_other_processes_recorded(tmp_path: Path) -> None:
+    """In memory, usage a job recorded from its worker process reaches the server's budget within a poll."""
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    migrate(db)
+    key, _ = create_key(db, token_budget=100)
+    server = Meter(UsageWriter(db), MemoryLimitStore())
+    await server.load_spent(db)
+    job = UsageWriter(db)  # another process's writer
+    job.record(_row(key.id, 1) | {"prompt_tokens": 60, "completion_tokens": 40})
+    job.flush()
+    await server.check_budget(key)  # not seen yet
+    await server.catch_up(db)
+    with pytest.raises(QuotaExceeded):
+        await server.check_budget(key)
 
 
 def _row(key_id: str, n: int) -> dict:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import time
 from datetime import timedelta
 from typing import Literal
 from urllib.parse import urlsplit
@@ -48,7 +47,7 @@ def _identity(key: KeyInfo, sess: SessionInfo | None) -> dict:
             "expires_at": sess.expires_at.isoformat() if sess else None}
 
 
-def _same_origin(request: Request) -> None:
+def same_origin(request: Request) -> None:
     """Refuse sign-ins posted from another site's page (login CSRF)."""
     origin = request.headers.get("origin")
     if request.headers.get("sec-fetch-site") == "cross-site" or (
@@ -56,11 +55,12 @@ def _same_origin(request: Request) -> None:
         raise PermissionDenied("Sign-in must come from the console's own page.", code="cross_origin")
 
 
-def _throttle(request: Request, rt: Runtime) -> None:
-    """At most ``signin_attempts`` per client address per 5 minutes, so guessing passwords is slow."""
+async def throttle(request: Request, rt: Runtime = Depends(runtime)) -> None:
+    """At most ``signin_attempts`` per client address per 5 minutes (across replicas when the limit store is
+    shared), so guessing passwords is slow."""
     client = request.client.host if request.client else "?"
     per_5_min = rt.settings.signin_attempts
-    _, wait = rt.meter.limits.store.take(f"signin:{client}", per_5_min, per_5_min / 300, 1, time.monotonic())
+    _, wait = await rt.meter.store.take(f"signin:{client}", per_5_min, per_5_min / 300, 1)
     if wait:
         raise RateLimited(f"Too many sign-in attempts. Try again in {math.ceil(wait)} s.",
                           headers={"retry-after": str(math.ceil(wait))})
@@ -73,10 +73,9 @@ def _secure(request: Request, rt: Runtime) -> bool:
     return request.url.scheme == "https" or request.url.hostname in LOOPBACK
 
 
-@router.post("/session", response_model=Identity, status_code=201)
+@router.post("/session", response_model=Identity, status_code=201,
+             dependencies=[Depends(same_origin), Depends(throttle)])
 def sign_in(body: SignIn, request: Request, response: Response, rt: Runtime = Depends(runtime)) -> dict:
-    _same_origin(request)
-    _throttle(request, rt)
     if body.key and not (body.username or body.password):
         key = rt.authenticate(b"Bearer " + body.key.strip().encode("utf-8", "replace"))
     elif body.username and body.password and not body.key:

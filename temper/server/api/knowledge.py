@@ -19,9 +19,9 @@ from temper.auth.keys import KeyInfo
 from temper.errors import InvalidRequest, TemperError
 from temper.jobs import store as jobs
 from temper.knowledge import store
-from temper.knowledge.inference import Caller
 from temper.knowledge.service import KnowledgeService, Upload
-from temper.server.api.deps import admin, caller, runtime
+from temper.models.client import Caller
+from temper.server.api.deps import admin, caller, metered, metered_admin, runtime
 from temper.server.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1/knowledge-bases", tags=["knowledge bases"])
@@ -102,13 +102,6 @@ def _service(rt: Runtime) -> KnowledgeService:
     return rt.knowledge
 
 
-def _admitted(key: KeyInfo, rt: Runtime) -> Caller:
-    """Whom the model calls this request makes (or the job it starts) are metered for, once the key's
-    budget and rate limits admit it, as on the gateway."""
-    rt.meter.admit(key)
-    return Caller.of(key)
-
-
 @router.post("", status_code=201)
 def create(body: KnowledgeBaseIn, key: KeyInfo = Depends(admin), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
     return _service(rt).create(body.name, description=body.description, embedding_model=body.embedding_model,
@@ -157,7 +150,7 @@ def delete(kb_id: str, key: KeyInfo = Depends(admin), rt: Runtime = Depends(runt
 async def upload(kb_id: str, files: list[UploadFile] = File(..., description="One or more files; a file's "
                                                                              "name may be a relative path."),
                  metadata: str = Form("{}", description="JSON object of metadata for every file (filterable)."),
-                 key: KeyInfo = Depends(admin), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
+                 who: Caller = Depends(metered_admin), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
     try:
         meta = orjson.loads(metadata)
     except orjson.JSONDecodeError:
@@ -167,29 +160,29 @@ async def upload(kb_id: str, files: list[UploadFile] = File(..., description="On
     uploads = [Upload(f.filename or "", await f.read(), f.content_type if f.content_type != "application/octet-stream"
                       else None) for f in files]
     return await run_in_threadpool(_service(rt).add_files, kb_id, uploads, metadata=meta,
-                                   workspace_id=key.workspace_id, caller=_admitted(key, rt))
+                                   workspace_id=who.workspace_id, caller=who)
 
 
 @router.post("/{kb_id}/documents/text", status_code=202)
-def add_text(kb_id: str, body: TextIn, key: KeyInfo = Depends(admin), rt: Runtime = Depends(runtime)
+def add_text(kb_id: str, body: TextIn, who: Caller = Depends(metered_admin), rt: Runtime = Depends(runtime)
              ) -> dict[str, Any]:
-    return _service(rt).add_text(kb_id, body.title, body.text, metadata=body.metadata, workspace_id=key.workspace_id,
-                                 caller=_admitted(key, rt))
+    return _service(rt).add_text(kb_id, body.title, body.text, metadata=body.metadata, workspace_id=who.workspace_id,
+                                 caller=who)
 
 
 @router.post("/{kb_id}/documents/urls", status_code=202)
-def add_urls(kb_id: str, body: UrlsIn, key: KeyInfo = Depends(admin), rt: Runtime = Depends(runtime)
+def add_urls(kb_id: str, body: UrlsIn, who: Caller = Depends(metered_admin), rt: Runtime = Depends(runtime)
              ) -> dict[str, Any]:
-    return _service(rt).add_urls(kb_id, body.urls, metadata=body.metadata, workspace_id=key.workspace_id,
-                                 caller=_admitted(key, rt))
+    return _service(rt).add_urls(kb_id, body.urls, metadata=body.metadata, workspace_id=who.workspace_id,
+                                 caller=who)
 
 
 @router.post("/{kb_id}/sources", status_code=202)
-def add_database(kb_id: str, body: DatabaseIn, key: KeyInfo = Depends(admin), rt: Runtime = Depends(runtime)
+def add_database(kb_id: str, body: DatabaseIn, who: Caller = Depends(metered_admin), rt: Runtime = Depends(runtime)
                  ) -> dict[str, Any]:
     """A database query as documents, synced now (a job) and again on ``/sync``: only rows with a larger key."""
-    return _service(rt).add_database(kb_id, body.name, body.model_dump(exclude={"name"}), workspace_id=key.workspace_id,
-                                     caller=_admitted(key, rt))
+    return _service(rt).add_database(kb_id, body.name, body.model_dump(exclude={"name"}), workspace_id=who.workspace_id,
+                                     caller=who)
 
 
 @router.get("/{kb_id}/sources")
@@ -198,14 +191,15 @@ def sources(kb_id: str, key: KeyInfo = Depends(caller), rt: Runtime = Depends(ru
 
 
 @router.post("/{kb_id}/sources/{source_id}/sync", status_code=202)
-def sync(kb_id: str, source_id: str, key: KeyInfo = Depends(admin), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
-    return _service(rt).sync_source(kb_id, source_id, key.workspace_id, caller=_admitted(key, rt))
+def sync(kb_id: str, source_id: str, who: Caller = Depends(metered_admin), rt: Runtime = Depends(runtime)
+         ) -> dict[str, Any]:
+    return _service(rt).sync_source(kb_id, source_id, who.workspace_id, caller=who)
 
 
 @router.post("/{kb_id}/documents/retry", status_code=202)
-def retry(kb_id: str, body: RetryIn, key: KeyInfo = Depends(admin), rt: Runtime = Depends(runtime)
+def retry(kb_id: str, body: RetryIn, who: Caller = Depends(metered_admin), rt: Runtime = Depends(runtime)
           ) -> dict[str, Any]:
-    return _service(rt).retry(kb_id, body.document_ids, key.workspace_id, caller=_admitted(key, rt))
+    return _service(rt).retry(kb_id, body.document_ids, who.workspace_id, caller=who)
 
 
 @router.get("/{kb_id}/documents")
@@ -250,21 +244,21 @@ def kb_jobs(kb_id: str, status: str | None = None, limit: int = Query(20, ge=1, 
 # --- retrieval and answers ----------------------------------------------------------------------------------
 
 @router.post("/{kb_id}/retrieve")
-async def retrieve(kb_id: str, body: RetrieveIn, key: KeyInfo = Depends(caller), rt: Runtime = Depends(runtime)
+async def retrieve(kb_id: str, body: RetrieveIn, who: Caller = Depends(metered), rt: Runtime = Depends(runtime)
                    ) -> dict[str, Any]:
     found = await _service(rt).retrieve(kb_id, body.query, retrieval=body.overrides(), flt=body.filter,
-                                        history=body.turns(), workspace_id=key.workspace_id,
-                                        caller=_admitted(key, rt))
+                                        history=body.turns(), workspace_id=who.workspace_id,
+                                        caller=who)
     return {"object": "list", "query": found.query, "rewrites": found.rewrites, "reranker": found.reranker,
             "query_cache_hit": found.query_cache_hit, "data": [h.as_dict() for h in found.hits]}
 
 
 @router.post("/{kb_id}/answer", response_model=None)
-async def answer(kb_id: str, body: AnswerIn, key: KeyInfo = Depends(caller), rt: Runtime = Depends(runtime)
+async def answer(kb_id: str, body: AnswerIn, who: Caller = Depends(metered), rt: Runtime = Depends(runtime)
                  ) -> dict[str, Any] | StreamingResponse:
     service = _service(rt)
     kwargs: dict[str, Any] = dict(retrieval=body.overrides(), answer=body.answer, flt=body.filter,
-                                  history=body.turns(), workspace_id=key.workspace_id, caller=_admitted(key, rt))
+                                  history=body.turns(), workspace_id=who.workspace_id, caller=who)
     if not body.stream:
         return await service.answer(kb_id, body.query, **kwargs)
     events = service.answer_stream(kb_id, body.query, **kwargs)

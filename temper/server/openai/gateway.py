@@ -7,6 +7,7 @@ it is measured in microseconds of CPU per request (docs/performance.md).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -31,11 +32,10 @@ Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict]]
 Send = Callable[[dict], Awaitable[None]]
 
+log = logging.getLogger("temper.gateway")
 MAX_BODY = 32 * 1024 * 1024
 POST_ROUTES: dict[str, Operation] = {"/v1/chat/completions": "chat", "/v1/completions": "completion",
                                      "/v1/embeddings": "embedding", "/v1/rerank": "rerank"}
-ENDPOINT_FOR = {"chat": "/v1/chat/completions", "completion": "/v1/completions", "embedding": "/v1/embeddings",
-                "rerank": "/v1/rerank"}
 JSON_CT = (b"content-type", b"application/json")
 SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
                (b"x-accel-buffering", b"no")]
@@ -45,8 +45,14 @@ MAX_CAPTURED_EVENTS = 4096  # a streamed answer's events kept for its trace
 # what the request asked for
 SPAN_ATTRIBUTES = (OPERATION, KEY_ID, "temper.request_id", APP_ID, RESPONSE_MODEL, INPUT_TOKENS, OUTPUT_TOKENS, COST,
                    TTFT_MS, "temper.stream", "http.response.status_code", REQUEST_MODEL, "gen_ai.request.temperature",
-                   "gen_ai.request.top_p", "gen_ai.request.max_tokens", "gen_ai.request.seed")
-NOT_PARSED = (None,) * 5
+                   "gen_ai.request.top_p", "gen_ai.request.max_tokens", "gen_ai.request.seed", "temper.loop_lag_ms")
+NOT_PARSED = (None,) * 5  # what the request asked for, when it was no JSON object
+
+
+def internal_error(request_id: str) -> TemperError:
+    return TemperError(f"The server had an error while processing your request. Please retry; if the error "
+                       f"persists, report it with the request id {request_id}.", status=500, code="internal_error",
+                       etype="server_error")
 
 
 class ClientGone(Exception):
@@ -106,32 +112,36 @@ class Gateway:
                                       code="method_not_allowed")
                 await self.handle(op, scope, receive, send, rid, headers)
             elif path == "/v1/models" or path.startswith("/v1/models/"):
-                key = self.key(scope)
+                key = await self.key(scope)
                 await send_json(send, 200, self.models(path[len("/v1/models/"):], key), headers)
             else:
                 raise NotFound(f"Unknown request URL: {scope['method']} {scope['path']}.", code="unknown_url")
         except TemperError as e:
             await send_error(send, e, headers)
+        except Exception:  # noqa: BLE001 - a bug: an OpenAI-shaped 500 rather than the server's plain text
+            log.exception("request %s failed", rid)
+            await send_error(send, internal_error(rid), headers)
 
-    def key(self, scope: Scope) -> KeyInfo:
+    async def key(self, scope: Scope) -> KeyInfo:
         """A Bearer key, else the console session in the cookie (the playground calls /v1 directly)."""
         authorization = _header(scope, b"authorization")
-        if authorization:  # the hot path: no cookie parsing
+        if authorization:  # the hot path: an in-memory key ring, no cookie parsing
             return self.rt.authenticate(authorization)
         cookie, csrf = _header(scope, b"cookie"), _header(scope, CSRF_HEADER.encode())
-        return self.rt.identify(None, cookie_value(cookie.decode("latin-1")) if cookie else None,
-                                csrf.decode("latin-1") if csrf else None, scope["method"])
+        # a session not seen before is read from the database: off the loop
+        return await asyncio.to_thread(self.rt.identify, None, cookie_value(cookie.decode("latin-1")) if cookie
+                                       else None, csrf.decode("latin-1") if csrf else None, scope["method"])
 
     def models(self, model_id: str, key: KeyInfo) -> bytes:
         """The models this key may use (all of them for a key without a model list)."""
         if model_id:
-            entry = self.rt.catalog.resolve(model_id)
-            if not key.allows(entry.id, model_id, *entry.aliases):
+            try:
+                entry = self.rt.models.resolve(model_id, key)
+            except PermissionDenied:
                 raise ModelNotFound(f"The model `{model_id}` does not exist or you do not have access to it.",
-                                    param="model")
+                                    param="model") from None
             return orjson.dumps(entry.openai_object())
-        return orjson.dumps({"object": "list", "data": [e.openai_object() for e in self.rt.catalog.list()
-                                                        if e.status == "active" and key.allows(e.id, *e.aliases)]})
+        return orjson.dumps({"object": "list", "data": [e.openai_object() for e in self.rt.models.visible(key)]})
 
     def _resolve(self, key: KeyInfo, req: Any, op: Operation) -> ModelEntry:
         if not isinstance(req, dict):
@@ -140,20 +150,13 @@ class Gateway:
         if not isinstance(name, str) or not name:
             raise InvalidRequest("Missing required parameter: 'model'.", param="model",
                                  code="missing_required_parameter")
-        entry = self.rt.catalog.resolve(name)
-        if not key.allows(entry.id, name):
-            raise PermissionDenied(f"This API key is not allowed to use the model `{name}`.", param="model")
-        if entry.modality != op:
-            raise InvalidRequest(f"`{entry.id}` is a {entry.modality} model and is not supported on "
-                                 f"{ENDPOINT_FOR[op]}; use {ENDPOINT_FOR.get(entry.modality, 'another endpoint')}.",
-                                 param="model", code="model_not_supported")
-        return entry
+        return self.rt.models.resolve(name, key, op)
 
     async def handle(self, op: Operation, scope: Scope, receive: Receive, send: Send, rid: str,
                      headers: list[tuple[bytes, bytes]]) -> None:
         t0 = time.perf_counter()
-        rt = self.rt
-        key = self.key(scope)
+        models = self.rt.models
+        key = await self.key(scope)
         span = tracing.start(GEN_AI_OPERATION[op], "gateway", workspace_id=key.workspace_id,
                              traceparent=_header(scope, b"traceparent"))
         if span is not tracing.NO_SPAN:
@@ -189,10 +192,10 @@ class Gateway:
             else:
                 protocol.check_rerank(req)
             record["stream"] = stream
-            headers += rt.meter.admit(key)
+            headers += await models.admit(key)
             watcher = asyncio.ensure_future(receive())  # completes on client disconnect
             watcher.add_done_callback(lambda w: None if w.cancelled() or task.done() else task.cancel())
-            routed = await rt.router.call(op, entry, req, stream=stream)
+            routed = await models.route(op, entry, req, stream=stream)
             reply, entry = routed.reply, routed.entry
             record["model"] = entry.id
             headers.append((b"x-temper-model", entry.id.encode()))
@@ -218,10 +221,24 @@ class Gateway:
                 record["status"], record["error_code"] = CLIENT_CLOSED, "client_closed"
             else:
                 raise
+        except Exception as e:  # noqa: BLE001 - a bug (ours or a plugin's): an OpenAI-shaped 500, metered
+            log.exception("request %s failed", rid)
+            answer = internal_error(rid)
+            error = TemperError(f"{e.__class__.__name__}: {e}", status=500, code=answer.code, etype=answer.type)
+            if watcher is not None:
+                watcher.cancel()
+            record["status"], record["error_code"] = answer.status, answer.code
+            if reply is None or reply.events is None:
+                await send_error(send, answer, headers)
+            else:  # the stream has started: report it in the stream
+                await send({"type": "http.response.body", "body": b"data: " + orjson.dumps(answer.body()) + b"\n\n",
+                            "more_body": False})
         finally:
-            rt.meter.charge(record, key, entry, reply.usage if reply is not None else None, t0)
-            if span is not tracing.NO_SPAN:
-                _trace(span, record, req, body, output, error)
+            try:
+                await models.charge(record, key, entry, reply.usage if reply is not None else None, t0)
+            finally:
+                if span is not tracing.NO_SPAN:
+                    _trace(span, record, req, body, output, error, self.rt.loop_lag.worst_since(t0))
 
     async def _stream(self, send: Send, reply: Reply, headers: list[tuple[bytes, bytes]], include_usage: bool,
                       watcher: asyncio.Task, captured: list | None) -> float | None:
@@ -267,7 +284,7 @@ class Gateway:
 
 
 def _trace(span: tracing.Span, record: dict, req: Any, body: bytes, output: bytes | list | None,
-           error: TemperError | None) -> None:
+           error: TemperError | None, loop_lag_ms: float | None) -> None:
     """Finish the gateway's span from what metering recorded (the heavy lifting happens in the exporter).
 
     Its attributes are set here in one go, as a tuple of values: this runs on the event loop for every call.
@@ -281,7 +298,7 @@ def _trace(span: tracing.Span, record: dict, req: Any, body: bytes, output: byte
     span.attributes = (SPAN_ATTRIBUTES, (
         GEN_AI_OPERATION[record["operation"]], record["key_id"], record["request_id"], record["app_id"],
         record["model"] or None, record["prompt_tokens"], record["completion_tokens"], record["cost"],
-        record["ttft_ms"], record["stream"], record["status"], *asked))
+        record["ttft_ms"], record["stream"], record["status"], *asked, loop_lag_ms))
     span.input, span.output = body, output
     if error is not None:
         span.fail(error.message, error.code or error.type)
