@@ -19,7 +19,7 @@ ray = pytest.importorskip("ray")
 from temper.jobs.ray import RayRunner  # after the skip: it needs ray
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # Ray stops after these tests, not at the end of the suite
 def ray_cluster() -> Iterator[Any]:
     ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR)
     yield ray
