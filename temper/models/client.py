@@ -64,7 +64,8 @@ class Caller:
     app_id: str | None = None
 
     @classmethod
-    def of(cls, key: KeyInfo, prefix: str = "req") -> Caller:
+    def of(cls, key: KeyInfo, prefix: str) -> Caller:
+        """``key``'s calls under a new request id ``<prefix>_…`` (``kbreq`` for a knowledge-base request)."""
         return cls(key.id, key, f"{prefix}_" + os.urandom(12).hex(), key.workspace_id)
 
 
@@ -106,7 +107,7 @@ class Embeddings:
 def allowed(key: KeyInfo, entry: ModelEntry) -> bool:
     """Whether ``key`` may use ``entry``: its model list names the model by its id or any of its aliases,
     whichever name the call used."""
-    return key.allowed_models is None or key.allows(entry.id, *entry.aliases)
+    return key.allows(entry.id, *entry.aliases)
 
 
 class ModelClient:

@@ -5,12 +5,11 @@ cookie (the browser), in which case state-changing requests must also send the C
 """
 from __future__ import annotations
 
-from fastapi import Depends, Request
+from fastapi import Request
 
 from temper.auth.keys import KeyInfo
 from temper.auth.sessions import CSRF_HEADER, SESSION_COOKIE
 from temper.errors import InvalidRequest, PermissionDenied
-from temper.models.client import Caller
 from temper.server.runtime import Runtime
 
 
@@ -31,19 +30,6 @@ def admin(request: Request) -> KeyInfo:
     if not key.is_admin:
         raise PermissionDenied("This needs the admin key.", code="admin_required")
     return key
-
-
-async def metered(key: KeyInfo = Depends(caller), rt: Runtime = Depends(runtime)) -> Caller:
-    """Whom the model calls a request makes (or the job it starts) are metered for, once the key's budget
-    and rate limits admit it, as on the gateway."""
-    await rt.models.admit(key)
-    return Caller.of(key)
-
-
-async def metered_admin(key: KeyInfo = Depends(admin), rt: Runtime = Depends(runtime)) -> Caller:
-    """``metered``, for the admin key only."""
-    await rt.models.admit(key)
-    return Caller.of(key)
 
 
 def own_key(key: KeyInfo, key_id: str | None, what: str) -> str | None:

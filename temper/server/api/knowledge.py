@@ -21,7 +21,7 @@ from temper.jobs import store as jobs
 from temper.knowledge import store
 from temper.knowledge.service import KnowledgeService, Upload
 from temper.models.client import Caller
-from temper.server.api.deps import admin, caller, metered, metered_admin, runtime
+from temper.server.api.deps import admin, caller, runtime
 from temper.server.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1/knowledge-bases", tags=["knowledge bases"])
@@ -95,6 +95,19 @@ class AnswerIn(RetrieveIn):
     query: str = Field(alias="question")
     stream: bool = False
     answer: dict[str, Any] | None = Field(None, description="Overrides of the answer settings (model, ...).")
+
+
+async def metered(key: KeyInfo = Depends(caller), rt: Runtime = Depends(runtime)) -> Caller:
+    """Whom the model calls a request makes (or the job it starts) are metered for, once the key's budget
+    and rate limits admit it, as on the gateway; their usage rows share one ``kbreq_…`` request id."""
+    await rt.models.admit(key)
+    return Caller.of(key, "kbreq")
+
+
+async def metered_admin(key: KeyInfo = Depends(admin), rt: Runtime = Depends(runtime)) -> Caller:
+    """``metered``, for the admin key only."""
+    await rt.models.admit(key)
+    return Caller.of(key, "kbreq")
 
 
 def _service(rt: Runtime) -> KnowledgeService:
