@@ -112,6 +112,17 @@ def start_server(home: Path, extra_env: dict[str, str] | None = None, *, prefix:
     return Server(url, home, (home / "admin_key").read_text().strip(), env, proc)
 
 
+def wait_job(server: Server, job_id: str, timeout: float = 120) -> dict:
+    """The job once it has finished (succeeded, failed or cancelled), polled through the management API."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        job = server.api("GET", f"/api/v1/jobs/{job_id}").json()
+        if job["status"] in ("succeeded", "failed", "cancelled"):
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} did not finish: {job}")
+
+
 def stop_server(server: Server) -> None:
     server.proc.terminate()
     try:

@@ -4,23 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 
-from tests.conftest import Server
-
-
-def wait(server: Server, job_id: str, timeout_s: float = 30) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        job = server.api("GET", f"/api/v1/jobs/{job_id}").json()
-        if job["status"] in ("succeeded", "failed", "cancelled"):
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} did not finish")
+from tests.conftest import Server, wait_job
 
 
 def test_a_job_with_events_and_artifacts_through_the_api(server: Server) -> None:
@@ -31,7 +19,7 @@ def test_a_job_with_events_and_artifacts_through_the_api(server: Server) -> None
     assert r.status_code == 201, r.text
     job_id = r.json()["id"]
     assert r.json()["payload"]["key_id"] == "key_admin" and r.json()["unit"] == "steps"
-    job = wait(server, job_id)
+    job = wait_job(server, job_id, timeout=30)
     assert (job["status"], job["percent"], job["artifacts"]) == ("succeeded", 100.0, 1)
 
     events = server.api("GET", f"/api/v1/jobs/{job_id}/events").json()

@@ -13,7 +13,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import Server, start_server, stop_server
+from tests.conftest import Server, start_server, stop_server, wait_job
 
 EN = b"""# Returns
 
@@ -45,16 +45,6 @@ def docx_bytes() -> bytes:
     buf = io.BytesIO()
     d.save(buf)
     return buf.getvalue()
-
-
-def wait_job(server: Server, job_id: str, timeout: float = 120) -> dict[str, Any]:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        job = server.api("GET", f"/api/v1/jobs/{job_id}").json()
-        if job["status"] in ("succeeded", "failed", "cancelled"):
-            return job
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} did not finish: {job}")
 
 
 def create_kb(server: Server, name: str, **config: Any) -> dict[str, Any]:

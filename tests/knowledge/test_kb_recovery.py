@@ -7,8 +7,8 @@ import sqlite3
 import time
 from pathlib import Path
 
-from tests.conftest import start_server, stop_server
-from tests.knowledge.test_kb_api import create_kb, retrieve, upload, wait_job
+from tests.conftest import start_server, stop_server, wait_job
+from tests.knowledge.test_kb_api import create_kb, retrieve, upload
 
 
 def document(i: int) -> bytes:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Server
-from tests.knowledge.test_kb_api import create_kb, retrieve, wait_job
+from tests.conftest import Server, wait_job
+from tests.knowledge.test_kb_api import create_kb, retrieve
 
 PAGE = b"""<html><head><title>Shipping guide</title></head><body><nav>Home | About</nav><article>
 <h1>Shipping guide</h1><p>Parcels to the Faroe Islands travel by ferry and take nine working days.</p>

@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from tests.conftest import start_server, stop_server
-from tests.knowledge.test_kb_api import create_kb, upload, wait_job
+from tests.conftest import start_server, stop_server, wait_job
+from tests.knowledge.test_kb_api import create_kb, upload
 
 MAX_LOOP_LAG_P99_MS = 10.0  # 2 cores shared with the test client and the ingestion job's threads
 
