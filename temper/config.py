@@ -49,12 +49,12 @@ class Settings(BaseSettings):
     otlp_headers: str | None = Field(default=None, description="Headers for the OTLP endpoint: k1=v1,k2=v2.")
     otlp_payloads: bool = Field(default=False, description="Include span inputs/outputs in OTLP export.")
 
-    job_workers: int = Field(default=2, ge=0, description="Background job workers in the server (ingestion); "
-                             "0: this server runs no jobs.")
+    run_jobs: bool = Field(default=True, description="Run jobs in this server (false: it only queues them, for "
+                           "another replica or a Ray cluster to run).")
     job_stale_after_s: float = Field(default=30.0, gt=0, description="A running job whose worker has not "
                                      "reported for this long (it died) is queued again.")
     jobs_backend: Literal["local", "ray"] = Field(
-        default="local", description="Where jobs of plugin job kinds run: local (worker processes of this server) "
+        default="local", description="Where jobs run: local (worker processes of this server) "
         "or ray (tasks on a Ray cluster; needs the scale extra).")
     ray_address: str | None = Field(default=None, description="The Ray cluster to join (an address, or auto); "
                                     "unset: the server starts a local one.")

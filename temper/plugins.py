@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 def plugin_manager() -> pluggy.PluginManager:
     from temper.jobs import builtin as builtin_jobs
+    from temper.knowledge import jobs as knowledge_jobs
     from temper.knowledge.ingest import builtin as parsers
     from temper.models.providers import builtin
 
@@ -24,6 +25,7 @@ def plugin_manager() -> pluggy.PluginManager:
     pm.register(builtin)
     pm.register(parsers)
     pm.register(builtin_jobs)
+    pm.register(knowledge_jobs)
     pm.load_setuptools_entrypoints("temper")
     return pm
 

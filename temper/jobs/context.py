@@ -16,6 +16,7 @@ from temper.config import Settings
 from temper.jobs import store
 from temper.jobs.artifacts import JobArtifacts, artifact_store
 from temper.jobs.kinds import load_handler
+from temper.ops import tracing
 from temper.store.tables import JobRow
 
 log = logging.getLogger("temper.jobs")
@@ -116,8 +117,26 @@ class JobContext:
                 log.exception("closing the model client of job %s failed", self.job_id)
 
 
+_spans: Any = None  # this process's span exporter, when jobs installed it
+
+
+def _record_spans(settings: Settings) -> None:
+    """Send the spans jobs make in this process to the span store, as the server does, unless something
+    already records them here; made at the first job (its writer is a thread: a worker runs one job at a time)."""
+    global _spans
+    if _spans is not None or not settings.tracing or tracing.active():
+        return
+    from temper.ops.exporter import from_settings
+    from temper.plugins import plugin_manager
+
+    _spans = from_settings(settings.model_copy(update={"trace_writer": "thread"}), plugin_manager())
+    _spans.start()
+    tracing.install(_spans)
+
+
 def run_job(job: ClaimedJob, handler: str, settings: Settings, db: str | None = None) -> str:
     """Run a claimed job's handler (``"module:function"``) and record how it ended; the status written."""
+    _record_spans(settings)
     ctx = JobContext(job, settings, db=db)
     try:
         message = load_handler(handler)(job.spec, ctx)
@@ -131,5 +150,7 @@ def run_job(job: ClaimedJob, handler: str, settings: Settings, db: str | None = 
         status, error, message = "succeeded", None, message or "done"
     finally:
         ctx.close()
+        if _spans is not None:
+            _spans.flush()  # the job's trace is complete when its status says it ended
     store.finish(ctx.db, job.id, status, error=error, message=message)
     return status

@@ -9,13 +9,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from temper.errors import InvalidRequest, NotFound
 from temper.ids import new_id
 from temper.store.db import session
-from temper.store.tables import DEFAULT_WORKSPACE, JobArtifactRow, JobEventRow, JobRow, as_utc, iso_utc, utcnow
+from temper.store.tables import DEFAULT_WORKSPACE, JobArtifactRow, JobEventRow, JobRow, iso_utc, utcnow
 
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINISHED = ("succeeded", "failed", "cancelled")
@@ -27,7 +27,7 @@ def job_dict(j: JobRow, artifacts: int = 0) -> dict[str, Any]:
     return {"id": j.id, "object": "job", "kind": j.kind, "workspace_id": j.workspace_id,
             "resource_id": j.resource_id, "status": j.status, "done": j.done, "total": j.total, "unit": j.unit,
             "percent": round(100 * j.done / j.total, 1) if j.total else (100.0 if j.status == "succeeded" else 0.0),
-            "message": j.message, "error": j.error, "attempts": j.attempts, "payload": j.payload,
+            "message": j.message, "error": j.error, "attempts": j.attempts, "worker": j.worker, "payload": j.payload,
             "created_at": iso_utc(j.created_at), "started_at": iso_utc(j.started_at) if j.started_at else None,
             "finished_at": iso_utc(j.finished_at) if j.finished_at else None, "artifacts": artifacts}
 
@@ -144,26 +144,31 @@ def finish(db: str, job_id: str, status: str, *, error: str | None = None, messa
         s.execute(update(JobRow).where(JobRow.id == job_id, JobRow.status == "running").values(**values))
 
 
-def _retry_or_fail(job: JobRow) -> bool:
-    """A running job whose worker died: back to the queue (True), or failed after MAX_ATTEMPTS."""
+def _retry_or_fail(s: Any, job: JobRow, *still: Any) -> bool | None:
+    """A running job whose worker died: back to the queue (True), or failed after MAX_ATTEMPTS (False).
+
+    A compare-and-set on the attempt the caller saw (plus ``still``, conditions that must hold yet): of two
+    replicas recovering the same job, one does it, and a job claimed again meanwhile is left alone (None).
+    """
     if job.attempts >= MAX_ATTEMPTS:
-        job.status, job.finished_at = "failed", utcnow()
-        job.error = f"The worker running this job stopped {job.attempts} times (crash or kill); gave up."
-        return False
-    job.status, job.worker, job.message = "queued", None, "requeued: its worker stopped"
-    return True
+        values: dict[str, Any] = {"status": "failed", "finished_at": utcnow(), "error":
+                                  f"The worker running this job stopped {job.attempts} times (crash or kill); gave up."}
+    else:
+        values = {"status": "queued", "worker": None, "message": "requeued: its worker stopped"}
+    changed = s.execute(update(JobRow).where(JobRow.id == job.id, JobRow.status == "running",
+                                             JobRow.attempts == job.attempts, *still).values(**values)
+                        .execution_options(synchronize_session=False)).rowcount
+    return (values["status"] == "queued") if changed else None
 
 
 def recover_stale(db: str, stale_after_s: float) -> list[str]:
     """Jobs whose worker stopped heart-beating (it died): back to the queue, or failed after MAX_ATTEMPTS."""
     cutoff = utcnow() - timedelta(seconds=stale_after_s)
+    stale = or_(JobRow.heartbeat_at < cutoff, and_(JobRow.heartbeat_at.is_(None), JobRow.started_at < cutoff))
     requeued: list[str] = []
     with session(db) as s:
-        for job in s.scalars(select(JobRow).where(JobRow.status == "running")):
-            beat = job.heartbeat_at or job.started_at
-            if beat is not None and as_utc(beat) >= cutoff:
-                continue
-            if _retry_or_fail(job):
+        for job in list(s.scalars(select(JobRow).where(JobRow.status == "running", stale))):
+            if _retry_or_fail(s, job, stale):
                 requeued.append(job.id)
     return requeued
 
@@ -172,7 +177,7 @@ def worker_died(db: str, job_id: str) -> bool:
     """What ``recover_stale`` does, at once, for a job whose runner saw its worker die; True if requeued."""
     with session(db) as s:
         job = s.get(JobRow, job_id)
-        return job is not None and job.status == "running" and _retry_or_fail(job)
+        return job is not None and job.status == "running" and bool(_retry_or_fail(s, job))
 
 
 def release(db: str, job_id: str) -> None:

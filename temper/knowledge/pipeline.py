@@ -2,9 +2,10 @@
 
 Two stages overlap: a preparing thread loads, parses and chunks documents (and stores their chunks under
 a new, invisible generation) while the job's own thread embeds chunks in batches that may span documents
-and writes them to the index. A document is published (made visible, atomically) as soon as its last
-chunk is indexed, and the chunks it replaced leave the index then. A failure fails that document only,
-with its message; chunks of a generation that never went live are removed from the index.
+and hands them to the index sink (``index_ops``: the index itself, or the server that owns it). A document is
+published (made visible, atomically) once its last chunk is indexed, and the chunks it replaced leave the
+index then. A failure fails that document only, with its message; chunks of a generation that never went
+live are removed from the index. The job ends when the sink has applied everything.
 
 Restarts are safe: a job run again (after ``kill -9``, or a retry) skips the documents it already
 published and rebuilds the others from scratch (``store.begin`` hands back the leftovers to delete).
@@ -13,25 +14,27 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import os
 import queue
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from temper.errors import TemperError
-from temper.jobs.local import Cancelled, JobContext
+from temper.jobs.context import Cancelled
 from temper.knowledge import config as kbconfig
 from temper.knowledge import enrich, store
 from temper.knowledge.chunking import chunk_document, embed_text
-from temper.knowledge.types import Chunk, IndexedChunk, KnowledgeIndex, ParseError
+from temper.knowledge.index_ops import failure_message
+from temper.knowledge.types import Chunk, IndexedChunk, ParseError
+from temper.models.client import ModelClient
 from temper.ops import tracing
 
 if TYPE_CHECKING:
-    from temper.knowledge.service import KnowledgeService
+    from temper.jobs.context import JobContext
+    from temper.knowledge.job_env import JobEnv
 
 log = logging.getLogger("temper.knowledge")
-JOB_KIND = "kb.ingest"
 EMBED_BATCH = 16  # chunks per embedding call: big enough to amortise the call, small enough for progress
 PREPARED_AHEAD = 8  # documents parsed ahead of embedding
 
@@ -50,13 +53,13 @@ class Prepared:
 
 
 class IngestJob:
-    def __init__(self, service: KnowledgeService, ctx: JobContext, kb_id: str, document_ids: list[str]) -> None:
-        self.service = service
+    def __init__(self, env: JobEnv, ctx: JobContext, kb_id: str, document_ids: list[str]) -> None:
+        self.env = env
         self.ctx = ctx
-        self.db = service.db
+        self.db = env.db
         self.kb = store.get_kb(self.db, kb_id)
         self.config = kbconfig.parse(self.kb["config"])
-        self.index: KnowledgeIndex | None = service.index(self.kb["id"])  # made at the first embedding
+        self.sink = env.sink(kb_id)
         self.docs = store.pending(self.db, document_ids)
         self.stop = threading.Event()
         # progress
@@ -64,23 +67,25 @@ class IngestJob:
         self.chunks_known = self.chunks_done = 0
         # chunks written to the index for generations not yet live: removed if their document fails
         self.unpublished: dict[str, list[int]] = {}
+        self.handed: set[str] = set()  # documents handed to the sink to publish
 
     def run(self) -> str:
         total = len(self.docs)
         with tracing.span(f"ingest {self.kb['name']}", "ingest", {
                 "temper.kb.id": self.kb["id"], "temper.ingest.documents": total,
-                "temper.job.id": self.ctx.job_id, "temper.job.attempt": self.ctx.attempt,
-                **self.service.models.caller_attributes()},
+                "temper.job.id": self.ctx.job_id, "temper.job.attempt": self.ctx.attempt, "process.pid": os.getpid(),
+                **ModelClient.caller_attributes()},
                 workspace_id=self.kb["workspace_id"]) as root:
             self._report(force=True)
             try:
                 self._embed_and_index(self._prepared())
+                self.sink.settle(self.ctx)
             except Cancelled:
                 self._abandon("ingestion cancelled")
                 raise
             finally:
                 self.stop.set()
-                self.service.background.forget(self.kb["id"])
+            self._recount()
             root.set({"temper.ingest.indexed": self.docs_done, "temper.ingest.failed": self.docs_failed,
                       "temper.ingest.chunks": self.chunks_done})
         if total and self.docs_failed == total:
@@ -126,14 +131,14 @@ class IngestJob:
             self._delete(stale)
             with tracing.span("parse", "ingest", {"temper.document.id": doc["id"],
                                                   "temper.document.source": doc["source"]}) as s:
-                loaded = self.service.load(doc)
+                loaded = self.env.load(doc)
                 if loaded is None:
                     p.unchanged = True
                     return p
                 if loaded.parsed is not None:
                     parser_name, parts = "records", loaded.parsed
                 else:
-                    parser = self.service.parsers.for_file(loaded.filename, loaded.media_type)
+                    parser = self.env.parsers.for_file(loaded.filename, loaded.media_type)
                     parser_name, parts = parser.name, parser.parse(loaded.data, loaded.filename, {})
                 s.set({"temper.parser": parser_name, "temper.ingest.parts": len(parts),
                        "temper.ingest.blocks": sum(len(d.blocks) for d in parts),
@@ -154,7 +159,7 @@ class IngestJob:
         except Cancelled:
             raise
         except Exception as e:  # noqa: BLE001 - this document fails; the others go on
-            p.error = _message(e)
+            p.error = failure_message(e)
         return p
 
     def _chunk(self, doc: dict[str, Any], parts: list) -> tuple[list[Chunk], dict[int, str]]:
@@ -211,18 +216,16 @@ class IngestJob:
         try:
             fields = self._enrich(batch)
             with tracing.span("embed", "ingest", {"temper.ingest.chunks": len(batch), tracing.REQUEST_MODEL: model}):
-                vectors = self.service.blocking.embed(model, [text for *_, text in batch], "passage").vectors
-            if self.index is None:
-                self.index = self.service.index(self.kb["id"], dim=vectors.shape[1])
+                vectors = self.env.models.embed(model, [text for *_, text in batch], "passage").vectors
             with tracing.span("index", "ingest", {"temper.ingest.chunks": len(batch)}):
-                self.index.upsert([IndexedChunk(id=chunk_id, kb_id=self.kb["id"], document_id=p.doc["id"],
+                self.sink.upsert([IndexedChunk(id=chunk_id, kb_id=self.kb["id"], document_id=p.doc["id"],
                                                 vector=vectors[i].tolist(), text=text, fields=fields.get(chunk_id, {}),
                                                 payload=_payload(p, chunk))
                                    for i, (p, chunk_id, chunk, text) in enumerate(batch)])
         except Exception as e:  # noqa: BLE001 - the documents of this batch fail; the job goes on
             for p in docs.values():
                 waiting.pop(p.doc["id"], None)
-                self._fail(p, _message(e))
+                self._fail(p, failure_message(e))
             return
         for p, chunk_id, _, _ in batch:
             self.unpublished.setdefault(p.doc["id"], []).append(chunk_id)
@@ -241,7 +244,7 @@ class IngestJob:
         model = self.config.enrichment.model
         if not model:
             return {}
-        models = self.service.blocking
+        models = self.env.models
         out: dict[int, dict[str, str]] = {}
         with tracing.span("enrich", "ingest", {"temper.ingest.chunks": len(batch), tracing.REQUEST_MODEL: model}) as s:
             for _, chunk_id, chunk, _ in batch:
@@ -252,14 +255,16 @@ class IngestJob:
         return out
 
     def _publish(self, p: Prepared) -> None:
-        try:
-            replaced = store.publish(self.db, p.doc["id"], p.generation, title=p.title, metadata=p.metadata)
-        except Exception as e:  # noqa: BLE001 - e.g. the document was deleted meanwhile
-            self._fail(p, _message(e))
-            return
-        self.unpublished.pop(p.doc["id"], None)
-        self._delete(replaced)
+        self.sink.publish(p.doc["id"], p.generation, self.unpublished.pop(p.doc["id"], []), title=p.title,
+                          metadata=p.metadata)
+        self.handed.add(p.doc["id"])
         self.docs_done += 1
+
+    def _recount(self) -> None:
+        """The outcome as the database has it: a publish may still fail where the sink applies it."""
+        found = store.statuses(self.db, [d["id"] for d in self.docs])
+        self.docs_done = sum(1 for s in found.values() if s == "indexed")
+        self.docs_failed = sum(1 for s in found.values() if s == "failed")
 
     def _fail(self, p: Prepared, error: str) -> None:
         log.warning("ingesting %s (%s) failed: %s", p.doc["source"], p.doc["id"], error)
@@ -270,13 +275,14 @@ class IngestJob:
     def _abandon(self, error: str) -> None:
         """Cancelled: every document not yet published fails with ``error`` (its old chunks stay live)."""
         for doc in self.docs:
+            if doc["id"] in self.handed:
+                continue
             if doc["id"] in self.unpublished or store.pending(self.db, [doc["id"]]):
                 self._delete(self.unpublished.pop(doc["id"], []))
                 store.fail(self.db, doc["id"], error)
 
     def _delete(self, ids: list[int]) -> None:
-        if ids and self.index is not None:
-            self.index.delete(ids)
+        self.sink.delete(ids)
 
     def _report(self, force: bool = False) -> None:
         total_docs = len(self.docs)
@@ -298,17 +304,3 @@ def _payload(p: Prepared, chunk: Chunk) -> dict[str, Any]:
     if chunk.page is not None:
         payload["page"] = chunk.page
     return payload
-
-
-def _message(e: BaseException) -> str:
-    """A document's error as a person reads it: our errors as they are, anything else with its type."""
-    if isinstance(e, TemperError):
-        return e.message
-    if isinstance(e, ParseError):
-        return str(e)
-    return f"{e.__class__.__name__}: {e}"
-
-
-def run(service: KnowledgeService, ctx: JobContext) -> str:
-    """The ``kb.ingest`` job handler."""
-    return IngestJob(service, ctx, ctx.payload["kb_id"], list(ctx.payload["document_ids"])).run()

@@ -1,7 +1,9 @@
 """Knowledge bases as a running server holds them: open indexes, stored sources, ingestion jobs, retrieval.
 
 The API and the console call this; the database (``store``) stays the source of truth, each knowledge
-base's index lives in ``<home>/knowledge/<kb id>/index`` (or PostgreSQL) and can be rebuilt from it.
+base's index lives in ``<home>/knowledge/<kb id>/index`` (or PostgreSQL) and can be rebuilt from it. Ingestion
+and syncs run as job kinds (``knowledge/jobs.py``) in other processes; this service owns the embedded indexes
+and applies the index changes those jobs record (``index_ops.Applier``).
 """
 from __future__ import annotations
 
@@ -11,37 +13,29 @@ import mimetypes
 import shutil
 import threading
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from temper.errors import InvalidRequest
 from temper.jobs import store as jobs
-from temper.jobs.local import JobContext
 from temper.knowledge import answer as answers
 from temper.knowledge import config as kbconfig
-from temper.knowledge import pipeline, store, sync
-from temper.knowledge.blobs import BlobStore
-from temper.auth.keys import KeyInfo
-from temper.knowledge.ingest import ParserRegistry
-from temper.knowledge.query_vectors import QueryVectors
+from temper.knowledge import store
 from temper.knowledge.background import Background
+from temper.knowledge.blobs import BlobStore
+from temper.knowledge.index_ops import Applier
+from temper.knowledge.indexes import IndexFactory, index_factory, open_index
+from temper.knowledge.ingest import ParserRegistry
+from temper.knowledge.jobs import INGEST, SYNC
+from temper.knowledge.query_vectors import QueryVectors
 from temper.knowledge.retrieval import Retrieved, retrieve
-from temper.knowledge.types import Filter, KnowledgeIndex, ParsedDocument, ParseError
-from temper.models.client import BlockingModelClient, Caller, ModelClient
+from temper.knowledge.sources.database import source_of
+from temper.knowledge.types import Filter, KnowledgeIndex, ParseError
+from temper.models.client import Caller, ModelClient
 from temper.store.tables import DEFAULT_WORKSPACE
 
-IndexFactory = Callable[[str, Path, int], KnowledgeIndex]  # (kb id, directory, dimensions) → index
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
-
-
-@dataclass
-class Loaded:
-    data: bytes
-    filename: str
-    media_type: str | None
-    metadata: dict[str, Any] = field(default_factory=dict)
-    parsed: list[ParsedDocument] | None = None  # already in blocks (database rows): no parser needed
 
 
 @dataclass
@@ -51,29 +45,15 @@ class Upload:
     media_type: str | None = None
 
 
-def index_factory(backend: str, dsn: Callable[[], str]) -> IndexFactory:
-    """Indexes of the configured backend: Qdrant Edge in the knowledge base's directory, or its own tables
-    in PostgreSQL (``dsn`` is read only then)."""
-    if backend == "pgvector":
-        from temper.knowledge.index.pgvector import PgVectorIndex
-
-        url = dsn()
-        return lambda kb_id, path, dim: PgVectorIndex(url, kb_id, dim)
-    from temper.knowledge.index.qdrant_edge import QdrantEdgeIndex
-
-    return lambda kb_id, path, dim: QdrantEdgeIndex(path, dim)
-
-
 class KnowledgeService:
-    def __init__(self, db: str, home: Path, models: ModelClient, loop: asyncio.AbstractEventLoop,
-                 parsers: ParserRegistry, *,
+    def __init__(self, db: str, home: Path, models: ModelClient, parsers: ParserRegistry, *,
                  index_factory: IndexFactory = index_factory("qdrant_edge", str), url_allow: list[str] | None = None,
-                 wake: Callable[[], None] | None = None, keys: Callable[[str], KeyInfo | None] = lambda _: None
-                 ) -> None:
+                 wake: Callable[[], None] | None = None, owns_indexes: bool = True) -> None:
+        """``owns_indexes``: this process holds the embedded indexes and applies the changes jobs record
+        for them (False with a shared index backend, which jobs write themselves)."""
         self.db = db
         self.root = home / "knowledge"
         self.models = models
-        self.blocking = BlockingModelClient(models, loop)  # for jobs on worker threads
         self.queries = QueryVectors(models)
         self.parsers = parsers
         self.index_factory = index_factory
@@ -81,9 +61,13 @@ class KnowledgeService:
         self.blobs = BlobStore(self.root)
         self.background = Background()
         self.wake = wake or (lambda: None)
-        self.keys = keys  # a key by id: whom a job's model calls are metered for
         self._indexes: dict[str, KnowledgeIndex] = {}
         self._lock = threading.Lock()
+        self.applier = Applier(db, self.index, self.background.forget) if owns_indexes else None
+
+    def start(self) -> None:
+        if self.applier is not None:
+            self.applier.start()
 
     # --- indexes ------------------------------------------------------------------------------------------
 
@@ -93,17 +77,15 @@ class KnowledgeService:
         replica opens the same index."""
         with self._lock:
             index = self._indexes.get(kb_id)
-            if index is not None:
-                return index
-            known = store.get_kb(self.db, kb_id)["dimensions"]
-            if known is None:
-                if dim is None:
-                    return None
-                known = store.set_dim(self.db, kb_id, dim)
-            index = self._indexes[kb_id] = self.index_factory(kb_id, self.root / kb_id / "index", known)
+            if index is None:
+                index = open_index(self.db, self.root, self.index_factory, kb_id, dim)
+                if index is not None:
+                    self._indexes[kb_id] = index
             return index
 
     def close(self) -> None:
+        if self.applier is not None:
+            self.applier.stop()
         with self._lock:
             for index in self._indexes.values():
                 index.close()
@@ -142,7 +124,7 @@ class KnowledgeService:
     def _ingest(self, kb: dict[str, Any], doc_ids: list[str], caller: Caller | None) -> dict[str, Any] | None:
         if not doc_ids:
             return None
-        job = jobs.submit(self.db, pipeline.JOB_KIND, {"kb_id": kb["id"], "document_ids": doc_ids,
+        job = jobs.submit(self.db, INGEST, {"kb_id": kb["id"], "document_ids": doc_ids,
                                                        "key_id": caller.key_id if caller else None},
                           workspace_id=kb["workspace_id"], resource_id=kb["id"], unit="chunks")
         self.wake()
@@ -226,32 +208,6 @@ class KnowledgeService:
 
         return FetchPolicy(allow=self.url_allow)
 
-    def load(self, doc: dict[str, Any]) -> Loaded | None:
-        """A document's bytes: stored, or fetched (None: a fetched source that has not changed)."""
-        if doc["source_type"] == "url":
-            from temper.knowledge.sources.web import fetch_url
-
-            got = fetch_url(doc["source"], self.url_policy())
-            if not store.fetched(self.db, doc["id"], hashlib.sha256(got.data).hexdigest(), len(got.data)):
-                return None
-            return Loaded(got.data, got.filename, got.media_type, {"url": got.url, **got.metadata})
-        data = self.blobs.get(doc["kb_id"], doc["id"])
-        if doc["source_type"] == "database":
-            return Loaded(data, doc["source"], sync.MEDIA_TYPE, parsed=[sync.decode(data)])
-        return Loaded(data, doc["source"], doc["media_type"])
-
-    def handlers(self) -> dict[str, Callable[[JobContext], str]]:
-        """The job kinds this service runs, each metered for whoever started the job."""
-        def for_starter(run: Callable[[KnowledgeService, JobContext], str]) -> Callable[[JobContext], str]:
-            def handler(ctx: JobContext) -> str:
-                key_id = ctx.payload.get("key_id")
-                caller = Caller(key_id, self.keys(key_id) if key_id else None, ctx.job_id, ctx.workspace_id)
-                with self.models.acting_for(caller):
-                    return run(self, ctx)
-            return handler
-
-        return {pipeline.JOB_KIND: for_starter(pipeline.run), sync.JOB_KIND: for_starter(sync.run)}
-
     # --- sources synced from elsewhere --------------------------------------------------------------------
 
     def add_database(self, kb_id: str, name: str, config: dict[str, Any], *, workspace_id: str | None = None,
@@ -262,7 +218,7 @@ class KnowledgeService:
 
         kb = store.get_kb(self.db, kb_id, workspace_id)
         try:
-            check_source(sync.source_of(config))
+            check_source(source_of(config))
         except QueryError as e:
             raise InvalidRequest(str(e), param="query", code="invalid_source") from None
         src = store.add_source(self.db, kb_id, "database", name, config, workspace_id=workspace_id)
@@ -274,7 +230,7 @@ class KnowledgeService:
         return {**store.get_source(self.db, kb_id, source_id), "job": self._sync(kb, source_id, caller)}
 
     def _sync(self, kb: dict[str, Any], source_id: str, caller: Caller | None) -> dict[str, Any]:
-        job = jobs.submit(self.db, sync.JOB_KIND, {"kb_id": kb["id"], "source_id": source_id,
+        job = jobs.submit(self.db, SYNC, {"kb_id": kb["id"], "source_id": source_id,
                                                    "key_id": caller.key_id if caller else None},
                           workspace_id=kb["workspace_id"], resource_id=kb["id"], unit="chunks")
         self.wake()

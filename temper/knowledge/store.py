@@ -218,11 +218,14 @@ def write_chunks(db: str, doc_id: str, generation: int, chunks: list[Chunk]) -> 
 
 
 def publish(db: str, doc_id: str, generation: int, *, title: str | None = None,
-            metadata: dict[str, Any] | None = None) -> list[int]:
+            metadata: dict[str, Any] | None = None) -> list[int] | None:
     """Make a generation the visible one, in one transaction; returns the ids of the chunks it replaced
-    (deleted here; the caller deletes them from the indexes)."""
+    (deleted here; the caller deletes them from the indexes). None: a later attempt has begun a newer
+    generation meanwhile (an earlier attempt's late publish must not delete the chunks being built)."""
     with session(db) as s:
         doc = _document(s, doc_id)
+        if doc.generation != generation:
+            return None
         old = list(s.scalars(select(KbChunk.id).where(KbChunk.document_id == doc.id,
                                                       KbChunk.generation != generation)))
         if old:
@@ -243,6 +246,13 @@ def fail(db: str, doc_id: str, error: str) -> None:
     with session(db) as s:
         s.execute(update(KbDocument).where(KbDocument.id == doc_id).values(status="failed", error=error,
                                                                             updated_at=utcnow()))
+
+
+def statuses(db: str, doc_ids: list[str]) -> dict[str, str]:
+    """Each document's status (documents deleted meanwhile are left out)."""
+    with session(db) as s:
+        rows = s.execute(select(KbDocument.id, KbDocument.status).where(KbDocument.id.in_(doc_ids)))
+        return {doc_id: status for doc_id, status in rows}
 
 
 def visible_chunks(db: str, ids: list[int]) -> dict[int, dict[str, Any]]:

@@ -14,10 +14,10 @@ from temper.auth.keys import ADMIN_KEY_ID, KeyInfo, active_keys_by_hash, admin_i
 from temper.auth.sessions import SESSION_COOKIE, SessionInfo, find_session
 from temper.config import Settings
 from temper.errors import AuthenticationError, PermissionDenied
-from temper.jobs.local import LocalRunner
 from temper.jobs.runner import Runner, make_runner
 from temper.knowledge.index import analyzer
-from temper.knowledge.service import KnowledgeService, index_factory
+from temper.knowledge.indexes import settings_factory, shared
+from temper.knowledge.service import KnowledgeService
 from temper.models.catalog import Catalog
 from temper.models.client import ModelClient
 from temper.models.limits import limit_store
@@ -52,8 +52,7 @@ class Runtime:
         self.models = ModelClient(Router(self.providers, lambda: self.catalog), lambda: self.catalog, self.meter)
         self.spans = exporter.from_settings(settings, self.pm) if settings.tracing else None
         self.knowledge: KnowledgeService | None = None  # made at start, on the running loop
-        self.jobs: LocalRunner | None = None
-        self.job_runner: Runner | None = None  # the plugin job kinds, in worker processes or on Ray
+        self.job_runner: Runner | None = None  # every job kind, in worker processes or on Ray
         self.loop_lag = LoopLag()
         self._revs: dict[str, int] = {}
         self._poller: asyncio.Task | None = None
@@ -69,21 +68,15 @@ class Runtime:
         if self.spans is not None:
             self.spans.start()
             tracing.install(self.spans)
-        self.jobs = LocalRunner(self.db, {}, workers=self.settings.job_workers,
-                                heartbeat_s=min(5.0, self.settings.job_stale_after_s / 3),
-                                stale_after_s=self.settings.job_stale_after_s)
         self.job_runner = make_runner(self.settings, job_kinds(self.pm, self.settings), self.db)
-        self.knowledge = KnowledgeService(self.db, self.settings.home_dir,
-                                          self.models, loop,
+        self.knowledge = KnowledgeService(self.db, self.settings.home_dir, self.models,
                                           parser_registry(self.pm, self.settings),
-                                          index_factory=index_factory(self.settings.kb_index,
-                                                                      lambda: self.settings.kb_index_dsn),
-                                          url_allow=self.settings.kb_url_allow_list, wake=self.jobs.wake,
-                                          keys=self.key_by_id)
-        self.jobs.handlers.update(self.knowledge.handlers())
+                                          index_factory=settings_factory(self.settings),
+                                          url_allow=self.settings.kb_url_allow_list, wake=self.job_runner.wake,
+                                          owns_indexes=not shared(self.settings))
+        self.knowledge.start()
         loop.run_in_executor(None, analyzer.warm)  # in the background: the server is up meanwhile
-        if self.settings.job_workers:
-            await loop.run_in_executor(None, self.jobs.start)
+        if self.settings.run_jobs:
             await loop.run_in_executor(None, self.job_runner.start)
         self._poller = loop.create_task(self._poll())
         self._janitor = loop.create_task(self._retention())
@@ -94,8 +87,6 @@ class Runtime:
                 task.cancel()
         self.loop_lag.stop()
         loop = asyncio.get_running_loop()
-        if self.jobs is not None:
-            await loop.run_in_executor(None, self.jobs.stop)  # workers may be waiting on this loop
         if self.job_runner is not None:
             await loop.run_in_executor(None, self.job_runner.stop)
         if self.knowledge is not None:

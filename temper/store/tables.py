@@ -4,7 +4,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, overload
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text,
+                        text)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 DEFAULT_WORKSPACE = "ws_default"
@@ -327,7 +328,7 @@ class JobEventRow(Base):
     """Something a job reported along the way (a log line with data), shown by the API and the CLI."""
 
     __tablename__ = "job_events"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
     job_id: Mapped[str] = mapped_column(String(40), index=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     level: Mapped[str] = mapped_column(String(10), default="info")  # info|warning|error
@@ -418,7 +419,7 @@ class KbChunk(Base):
     """A chunk of a document: the source of truth every index is built from (its id is the index's)."""
 
     __tablename__ = "kb_chunks"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
     kb_id: Mapped[str] = mapped_column(String(40))
     document_id: Mapped[str] = mapped_column(ForeignKey("kb_documents.id", ondelete="CASCADE"))
     generation: Mapped[int] = mapped_column(Integer)
@@ -433,3 +434,17 @@ class KbChunk(Base):
     enrichment: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # summary, keywords, questions
 
     __table_args__ = (Index("ix_kb_chunks_document", "document_id", "generation", "ordinal"),)
+
+
+class KbIndexOp(Base):
+    """An index change (upsert, delete, publish) made by an ingestion job in another process, waiting for the
+    process that owns the knowledge base's embedded index to apply it, in id order (``knowledge/index_ops``)."""
+
+    __tablename__ = "kb_index_ops"
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    kb_id: Mapped[str] = mapped_column(String(40), index=True)
+    job_id: Mapped[str] = mapped_column(String(40), index=True)
+    op: Mapped[str] = mapped_column(String(10))  # upsert | delete | publish
+    body: Mapped[dict] = mapped_column(JSON)
+    vectors: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # float32, a row per upserted chunk
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -110,6 +110,25 @@ def test_mixed_files_are_ingested_with_progress_counts(server: Server, kb: dict[
     assert page["has_more"] is True and [c["section"] for c in page["data"]] == [["Returns"]]
 
 
+def ingest_trace(server: Server, job_id: str) -> dict[str, Any]:
+    """The trace of an ingestion job (its root span names the job)."""
+    for t in server.api("GET", "/api/v1/traces", params={"kind": "ingest", "limit": 200}).json()["data"]:
+        trace = server.api("GET", f"/api/v1/traces/{t['id']}").json()
+        if trace["spans"][0]["attributes"].get("temper.job.id") == job_id:
+            return trace
+    raise AssertionError(f"no trace of job {job_id}")
+
+
+def test_ingestion_runs_in_a_worker_process_and_is_traced(server: Server, kb: dict[str, Any]) -> None:
+    job = server.api("GET", "/api/v1/jobs", params={"kind": "kb.ingest", "limit": 500}).json()["data"][-1]
+    assert f":{server.proc.pid}:processes:" in job["worker"]  # claimed by this server's runner...
+    trace = ingest_trace(server, job["id"])
+    root = trace["spans"][0]
+    assert root["attributes"]["process.pid"] != server.proc.pid  # ...and run in one of its worker processes
+    assert root["attributes"]["temper.ingest.indexed"] == 4
+    assert {"parse", "chunk", "embed", "index"} <= {s["name"] for s in trace["spans"]}
+
+
 @pytest.mark.parametrize("query, source, words", [
     ("How long are batteries covered?", "policy.md", "Batteries are covered for one year"),
     ("积分多久过期？", "会员.md", "积分有效期为两年"),

@@ -28,7 +28,7 @@ def replicas(tmp_path_factory: pytest.TempPathFactory, postgres_dsn: str, redis_
         conn.execute(f'CREATE DATABASE "{name}"')
     url = make_url(postgres_dsn).set(drivername="postgresql+psycopg", database=name)
     env = {"TEMPER_DATABASE_URL": url.render_as_string(hide_password=False), "TEMPER_REDIS_URL": redis_url,
-           "TEMPER_JOB_WORKERS": "0"}
+           "TEMPER_RUN_JOBS": "false"}
     first_home, second_home = tmp_path_factory.mktemp("replica-a"), tmp_path_factory.mktemp("replica-b")
     first = start_server(first_home, env)
     second: Server | None = None

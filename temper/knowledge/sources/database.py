@@ -8,6 +8,7 @@ is still the safest choice.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections.abc import Iterator
@@ -17,15 +18,19 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import quote, unquote
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
+from temper.errors import InvalidRequest
 from temper.knowledge.ingest.records import _cell_text
 from temper.knowledge.sources import QueryError
 from temper.knowledge.types import Block, ParsedDocument
 
 Key = str | int | float
+MEDIA_TYPE = "application/x-temper-records+json"  # a row's document, stored as its parsed blocks
+CONFIG_FIELDS = ("url", "query", "key_column", "title_column", "group_by")
 _BATCH = 500  # rows fetched per round trip while streaming
 # String literals, quoted identifiers and comments, masked before looking at the statement's own text.
 _LITERALS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/", re.S)
@@ -228,3 +233,21 @@ def _reason(error: SQLAlchemyError) -> str:
     else:
         text = str(error)
     return text.strip().split("\n")[0] or type(error).__name__
+
+
+def source_of(config: dict[str, Any]) -> DatabaseSource:
+    """The source a knowledge base's stored source configuration describes."""
+    missing = [k for k in ("url", "query", "key_column") if not config.get(k)]
+    if missing:
+        raise InvalidRequest(f"A database source needs {', '.join(missing)}.", param=missing[0])
+    return DatabaseSource(**{k: config.get(k) for k in CONFIG_FIELDS})
+
+
+def encode(doc: ParsedDocument) -> bytes:
+    """A row's document as stored (``MEDIA_TYPE``): ingestion needs no parser and a retry no second query."""
+    return orjson.dumps(dataclasses.asdict(doc))
+
+
+def decode(data: bytes) -> ParsedDocument:
+    d = orjson.loads(data)
+    return ParsedDocument(d["title"], [Block(**b) for b in d["blocks"]], d["metadata"], d["source_suffix"])
