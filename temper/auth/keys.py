@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
 
 from temper.errors import Conflict, InvalidRequest, NotFound
 from temper.ids import new_id
@@ -162,3 +163,16 @@ def ensure_admin_key(home: Path, configured: str | None) -> tuple[str, bool]:
 
 def admin_info() -> KeyInfo:
     return KeyInfo(id=ADMIN_KEY_ID, workspace_id=DEFAULT_WORKSPACE, name="admin", prefix="admin", is_admin=True)
+
+
+def add_tokens_used(s: Session, spent: dict[str, int]) -> None:
+    """Add to keys' lifetime token counts, in the caller's transaction (the usage rows' own)."""
+    for key_id, n in spent.items():
+        if n:
+            s.execute(update(ApiKey).where(ApiKey.id == key_id).values(tokens_used=ApiKey.tokens_used + n))
+
+
+def tokens_used_by_key(db: str) -> dict[str, int]:
+    with session(db) as s:
+        return {k: v for k, v in s.execute(select(ApiKey.id, ApiKey.tokens_used))}
+

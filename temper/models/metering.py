@@ -8,15 +8,15 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import case, func, insert, select
 
-from temper.auth.keys import ADMIN_KEY_ID, KeyInfo
+from temper.auth.keys import ADMIN_KEY_ID, KeyInfo, add_tokens_used, tokens_used_by_key
 from temper.errors import QuotaExceeded, RateLimited
 from temper.models.limits import LimitStore, MemoryLimitStore
 from temper.models.catalog import ModelEntry
 from temper.models.provider import Usage
 from temper.store.db import session
-from temper.store.tables import ApiKey, UsageRecord, iso_utc
+from temper.store.tables import UsageRecord, iso_utc
 
 log = logging.getLogger("temper.metering")
 
@@ -57,9 +57,7 @@ class UsageWriter:
                 spent[r["key_id"]] = spent.get(r["key_id"], 0) + r["prompt_tokens"] + r["completion_tokens"]
         with session(self.db) as s:
             s.execute(insert(UsageRecord), rows)
-            for key_id, n in spent.items():
-                if n:
-                    s.execute(update(ApiKey).where(ApiKey.id == key_id).values(tokens_used=ApiKey.tokens_used + n))
+            add_tokens_used(s, spent)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -150,7 +148,7 @@ class Meter:
     async def load_spent(self, db: str) -> None:
         """Seed the budgets' running totals from the keys' recorded usage; a total the store already has
         (another replica's, or this process's unflushed tokens) is kept."""
-        totals = await asyncio.get_running_loop().run_in_executor(None, spent_by_key, db)
+        totals = await asyncio.get_running_loop().run_in_executor(None, tokens_used_by_key, db)
         await self.store.seed_spent(totals)
 
     async def catch_up(self, db: str) -> None:
@@ -158,7 +156,7 @@ class Meter:
         process's budgets see them within a poll. Shared stores are current already."""
         if not isinstance(self.store, MemoryLimitStore):
             return
-        totals = await asyncio.get_running_loop().run_in_executor(None, spent_by_key, db)
+        totals = await asyncio.get_running_loop().run_in_executor(None, tokens_used_by_key, db)
         for key_id, recorded in totals.items():
             known = await self.store.spent(key_id)
             if recorded > known:
@@ -252,11 +250,6 @@ def usage_records(db: str, *, limit: int = 100, after: int | None = None,
         q = q.where(UsageRecord.model == model)
     with session(db) as s:
         return [{c: getattr(r, c) for c in UsageRecord.__table__.columns.keys()} for r in s.scalars(q)]
-
-
-def spent_by_key(db: str) -> dict[str, int]:
-    with session(db) as s:
-        return {k: v for k, v in s.execute(select(ApiKey.id, ApiKey.tokens_used))}
 
 
 def since_days(days: int) -> datetime:

@@ -6,14 +6,11 @@ database every ``catalog_poll_s`` seconds, off the request path.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
-from datetime import datetime, timezone
 
-from temper.auth.keys import ADMIN_KEY_ID, KeyInfo, active_keys_by_hash, admin_info, ensure_admin_key, hash_key
-from temper.auth.sessions import SESSION_COOKIE, SessionInfo, find_session
+from temper.auth.authenticator import Authenticator
+from temper.auth.keys import ensure_admin_key
 from temper.config import Settings
-from temper.errors import AuthenticationError, PermissionDenied
 from temper.jobs.runner import Runner, make_runner
 from temper.knowledge.index import analyzer
 from temper.knowledge.indexes import settings_factory, shared
@@ -31,7 +28,6 @@ from temper.plugins import job_kinds, parser_registry, plugin_manager, providers
 from temper.store.db import migrate, revisions
 
 log = logging.getLogger("temper.server")
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})  # need no CSRF token
 RETENTION_FIRST_S, RETENTION_EVERY_S = 60.0, 3600.0
 
 
@@ -42,12 +38,8 @@ class Runtime:
         self.pm = plugin_manager()
         self.providers = providers(self.pm, settings)
         self.catalog: Catalog = Catalog([], [])
-        self.keys: dict[str, KeyInfo] = {}
-        self.keys_by_id: dict[str, KeyInfo] = {}
-        self.sessions: dict[str, SessionInfo] = {}  # cookie token -> session, cleared when one ends anywhere
         self.admin_key, self.admin_key_created = ensure_admin_key(settings.home_dir, settings.admin_key)
-        self.admin_hash = hash_key(self.admin_key)
-        self.admin = admin_info()
+        self.auth = Authenticator(self.db, self.admin_key)
         self.meter = Meter(UsageWriter(self.db, settings.usage_flush_s), limit_store(settings.redis_url))
         self.models = ModelClient(Router(self.providers, lambda: self.catalog), lambda: self.catalog, self.meter)
         self.spans = exporter.from_settings(settings, self.pm) if settings.tracing else None
@@ -105,10 +97,9 @@ class Runtime:
         if force or revs.get("catalog") != self._revs.get("catalog"):
             self.catalog = build_catalog(self.settings, self.pm)
         if force or revs.get("keys") != self._revs.get("keys"):
-            self.keys = active_keys_by_hash(self.db)
-            self.keys_by_id = {k.id: k for k in self.keys.values()}
+            self.auth.reload_keys()
         if force or revs.get("sessions") != self._revs.get("sessions"):
-            self.sessions = {}
+            self.auth.forget_sessions()
         self._revs = revs
 
     async def _poll(self) -> None:
@@ -137,71 +128,3 @@ class Runtime:
             except Exception:  # noqa: BLE001 - retried next hour
                 log.exception("deleting old traces failed")
             await asyncio.sleep(RETENTION_EVERY_S)
-
-    def authenticate(self, authorization: bytes | None) -> KeyInfo:
-        """The key for a ``Bearer`` header; raises 401 for missing, unknown, revoked or expired keys."""
-        if not authorization or not authorization[:7].lower() == b"bearer ":
-            raise AuthenticationError("You didn't provide an API key. Provide it in the Authorization header "
-                                      "(Authorization: Bearer YOUR_KEY).", code="missing_api_key")
-        token = authorization[7:].strip().decode("latin-1")
-        digest = hash_key(token)
-        key = self.keys.get(digest)
-        if key is None:
-            if hmac.compare_digest(digest, self.admin_hash):
-                return self.admin
-            raise AuthenticationError(f"Incorrect API key provided: {token[:10]}…. Check the key, or create one "
-                                      "with `temper keys create`.")
-        return self._unexpired(key)
-
-    @staticmethod
-    def _unexpired(key: KeyInfo) -> KeyInfo:
-        if key.expires_at is not None and key.expires_at <= datetime.now(timezone.utc):
-            raise AuthenticationError(f"API key {key.prefix}… expired at {key.expires_at.isoformat()}.",
-                                      code="expired_api_key")
-        return key
-
-    def session(self, token: str | None) -> SessionInfo:
-        """The live console session for a cookie token; 401 when there is none."""
-        sess = self.sessions.get(token) if token else None
-        if sess is None and token:
-            sess = find_session(self.db, token)
-            if sess is not None:
-                self.sessions[token] = sess
-        if sess is None or sess.expired:
-            raise AuthenticationError("You are not signed in. Sign in to the console, or provide an API key in "
-                                      "the Authorization header (Authorization: Bearer YOUR_KEY).",
-                                      code="missing_api_key")
-        return sess
-
-    def identify(self, authorization: bytes | None, session_token: str | None, csrf: str | None,
-                 method: str) -> KeyInfo:
-        """The caller of any surface: a Bearer key when one is sent, else the console session."""
-        if authorization or not session_token:
-            return self.authenticate(authorization)
-        return self.authenticate_session(session_token, csrf, method in SAFE_METHODS)
-
-    def key_by_id(self, key_id: str) -> KeyInfo | None:
-        """An active key (the admin key included) by id."""
-        return self.admin if key_id == ADMIN_KEY_ID else self.keys_by_id.get(key_id)
-
-    def authenticate_session(self, token: str | None, csrf: str | None, safe: bool) -> KeyInfo:
-        """The key a console session acts as. State-changing requests (``safe`` False) must echo the
-        session's CSRF token in the ``x-csrf-token`` header."""
-        sess = self.session(token)
-        if not safe and not hmac.compare_digest((csrf or "").encode(), sess.csrf_token.encode()):
-            raise PermissionDenied("Missing or wrong CSRF token: reload the console page and try again.",
-                                   code="csrf_failed")
-        key = self.key_by_id(sess.key_id)
-        if key is None:
-            raise AuthenticationError("The key this session was opened with has been revoked. Sign in again.",
-                                      code="invalid_api_key")
-        return self._unexpired(key)
-
-
-def cookie_value(header: str | None, name: str = SESSION_COOKIE) -> str | None:
-    """One cookie's value from a ``Cookie`` header."""
-    for part in (header or "").split(";"):
-        k, _, v = part.strip().partition("=")
-        if k == name:
-            return v or None
-    return None

@@ -77,7 +77,7 @@ def _secure(request: Request, rt: Runtime) -> bool:
              dependencies=[Depends(same_origin), Depends(throttle)])
 def sign_in(body: SignIn, request: Request, response: Response, rt: Runtime = Depends(runtime)) -> dict:
     if body.key and not (body.username or body.password):
-        key = rt.authenticate(b"Bearer " + body.key.strip().encode("utf-8", "replace"))
+        key = rt.auth.authenticate(b"Bearer " + body.key.strip().encode("utf-8", "replace"))
     elif body.username and body.password and not body.key:
         key = verify_user(rt.db, body.username, body.password)
     else:
@@ -92,7 +92,7 @@ def sign_in(body: SignIn, request: Request, response: Response, rt: Runtime = De
 @router.get("/session", response_model=Identity)
 def whoami(request: Request, key: KeyInfo = Depends(caller), rt: Runtime = Depends(runtime)) -> dict:
     token = request.cookies.get(SESSION_COOKIE)
-    sess = rt.session(token) if token and not request.headers.get("authorization") else None
+    sess = rt.auth.session(token) if token and not request.headers.get("authorization") else None
     return _identity(key, sess)
 
 
@@ -101,7 +101,7 @@ def sign_out(request: Request, _: KeyInfo = Depends(caller), rt: Runtime = Depen
     token = request.cookies.get(SESSION_COOKIE)
     if token:
         end_session(rt.db, token)
-        rt.sessions.pop(token, None)
+        rt.auth.forget_sessions(token)
     response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict", secure=_secure(request, rt))
     return response

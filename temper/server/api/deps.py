@@ -21,8 +21,8 @@ def caller(request: Request) -> KeyInfo:
     """Any valid key or console session: admins and members."""
     rt: Runtime = request.app.state.runtime
     authorization = request.headers.get("authorization")
-    return rt.identify(authorization.encode("latin-1") if authorization else None,
-                       request.cookies.get(SESSION_COOKIE), request.headers.get(CSRF_HEADER), request.method)
+    return rt.auth.identify(authorization.encode("latin-1") if authorization else None,
+                            request.cookies.get(SESSION_COOKIE), request.headers.get(CSRF_HEADER), request.method)
 
 
 def admin(request: Request) -> KeyInfo:

@@ -48,7 +48,7 @@ def _fresh(rt: Runtime) -> None:
 
 
 def _key_names(rt: Runtime) -> dict[str, str]:
-    return {k.id: k.name for k in list_keys(rt.db)} | {rt.admin.id: rt.admin.name}
+    return {k.id: k.name for k in list_keys(rt.db)} | {rt.auth.admin.id: rt.auth.admin.name}
 
 
 @router.get("/api/v1/traces")

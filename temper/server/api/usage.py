@@ -71,7 +71,7 @@ def summary(rt: Runtime = Depends(runtime), key: KeyInfo = Depends(caller),
     rows = usage_summary(rt.db, group_by=group_by, since=since_days(days) if days else None,
                          key_id=own_key(key, key_id, "usage"), model=model)
     if group_by == "key":
-        names = {k.id: k for k in list_keys(rt.db)} | {rt.admin.id: rt.admin}
+        names = {k.id: k for k in list_keys(rt.db)} | {rt.auth.admin.id: rt.auth.admin}
         for r in rows:
             k = names.get(r["group"])
             r["key_name"], r["key_prefix"] = (k.name, k.prefix) if k else (None, None)

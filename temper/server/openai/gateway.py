@@ -26,7 +26,8 @@ from temper.ops import tracing
 from temper.ops.tracing import (APP_ID, COST, INPUT_TOKENS, KEY_ID, OPERATION, OUTPUT_TOKENS, REQUEST_MODEL,
                                 RESPONSE_MODEL, TTFT_MS)
 from temper.server.openai import protocol
-from temper.server.runtime import Runtime, cookie_value
+from temper.auth.authenticator import cookie_value
+from temper.server.runtime import Runtime
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict]]
@@ -126,10 +127,10 @@ class Gateway:
         """A Bearer key, else the console session in the cookie (the playground calls /v1 directly)."""
         authorization = _header(scope, b"authorization")
         if authorization:  # the hot path: an in-memory key ring, no cookie parsing
-            return self.rt.authenticate(authorization)
+            return self.rt.auth.authenticate(authorization)
         cookie, csrf = _header(scope, b"cookie"), _header(scope, CSRF_HEADER.encode())
         # a session not seen before is read from the database: off the loop
-        return await asyncio.to_thread(self.rt.identify, None, cookie_value(cookie.decode("latin-1")) if cookie
+        return await asyncio.to_thread(self.rt.auth.identify, None, cookie_value(cookie.decode("latin-1")) if cookie
                                        else None, csrf.decode("latin-1") if csrf else None, scope["method"])
 
     def models(self, model_id: str, key: KeyInfo) -> bytes:
