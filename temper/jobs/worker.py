@@ -17,7 +17,7 @@ import time
 from multiprocessing.connection import Connection
 
 PR_SET_PDEATHSIG = 1
-NICE = 5  # below the server: with every core busy with jobs, the server still answers promptly
+NICE = 19  # the lowest priority: with every core busy with jobs, the server still answers promptly
 
 
 def die_with_parent(parent: int) -> None:
