@@ -12,7 +12,7 @@ from sqlalchemy import select
 from temper.errors import Conflict, InvalidRequest, ModelNotFound
 from temper.models.provider import Deployment
 from temper.store.db import bump_revision, session
-from temper.store.tables import DEFAULT_WORKSPACE, ModelRow
+from temper.store.tables import DEFAULT_WORKSPACE, ModelRow, as_utc
 
 MODALITIES = ("chat", "completion", "embedding", "rerank")
 STATUSES = ("active", "disabled")
@@ -105,7 +105,7 @@ def _from_row(r: ModelRow) -> ModelEntry:
                       aliases=list(r.aliases), fallbacks=list(r.fallbacks), context_length=r.context_length,
                       parameters=r.parameters, input_price=r.input_price, output_price=r.output_price,
                       tags=list(r.tags), status=r.status, description=r.description, workspace_id=r.workspace_id,
-                      created=int(r.created_at.timestamp()))
+                      created=int(as_utc(r.created_at).timestamp()))  # SQLite's are naive, and UTC
 
 
 def _deployment_dict(d: Deployment) -> dict[str, Any]:

@@ -249,7 +249,8 @@ def usage_records(db: str, *, limit: int = 100, after: int | None = None,
     if model:
         q = q.where(UsageRecord.model == model)
     with session(db) as s:
-        return [{c: getattr(r, c) for c in UsageRecord.__table__.columns.keys()} for r in s.scalars(q)]
+        return [{c: getattr(r, c) for c in UsageRecord.__table__.columns.keys()} | {"created_at": iso_utc(r.created_at)}
+                for r in s.scalars(q)]
 
 
 def since_days(days: int) -> datetime:

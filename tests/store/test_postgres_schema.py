@@ -20,12 +20,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from temper.auth.keys import active_keys_by_hash, create_key, get_key, hash_key, list_keys, revoke_key
+from temper.auth.keys import active_keys_by_hash, create_key, get_key, hash_key, list_keys, revoke_key, tokens_used_by_key
 from temper.auth.sessions import create_session, find_session
 from temper.errors import Conflict, InvalidRequest, NotFound
 from temper.jobs import store as jobs
 from temper.models.catalog import Catalog, ModelEntry, add_model, remove_model, stored_entries
-from temper.models.metering import UsageWriter, spent_by_key, usage_records, usage_series, usage_summary
+from temper.models.metering import UsageWriter, usage_records, usage_series, usage_summary
 from temper.models.provider import Deployment
 from temper.ops import tracing
 from temper.ops.analytics import stats
@@ -346,7 +346,7 @@ def test_usage_is_written_and_summarised_per_key_model_and_time(db: str) -> None
                        "completion_tokens": 0, "cost": 0.0, "ttft_ms": None, "latency_ms": 1.0, "status": 200,
                        "error_code": None, "stream": False, "created_at": now - timedelta(days=3)})
     assert writer.flush() == 6
-    assert spent_by_key(db)[key.id] == 3_000_000_104 and get_key(db, key.id).tokens_used == 3_000_000_104
+    assert tokens_used_by_key(db)[key.id] == 3_000_000_104 and get_key(db, key.id).tokens_used == 3_000_000_104
 
     since = now - timedelta(days=1)
     by_model = {r["group"]: r for r in usage_summary(db, group_by="model", since=since, key_id=key.id)}
@@ -371,6 +371,7 @@ def test_usage_is_written_and_summarised_per_key_model_and_time(db: str) -> None
     older = usage_records(db, key_id=key.id, after=records[-1]["id"])
     assert records[0]["request_id"] == "req_big1" and len(records + older) == 6
     assert {r["stream"] for r in records + older} == {True, False}
+    assert all(r["created_at"].endswith("Z") for r in records)  # UTC on both databases, marked as such
 
 
 def test_keys_are_created_listed_and_revoked(db: str) -> None:
