@@ -102,4 +102,5 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     s = Settings()
     s.home_dir.mkdir(parents=True, exist_ok=True)
+    s.home_dir.chmod(0o700)  # traces, sources, password hashes: the data directory is its owner's alone
     return s

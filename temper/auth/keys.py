@@ -71,8 +71,10 @@ def create_key(db: str, *, name: str = "", workspace_id: str = DEFAULT_WORKSPACE
     """Create a key; returns its info and the plaintext, which is never stored or shown again.
 
     ``secret`` imports an existing key (e.g. when moving clients over from another gateway)."""
-    if secret is not None and (len(secret) < 16 or not secret.isprintable() or " " in secret):
-        raise InvalidRequest("an imported key must be at least 16 printable characters without spaces",
+    if secret is not None and (len(secret) < 16 or len(secret) > 256 or not secret.isascii()
+                               or not secret.isprintable() or " " in secret):
+        # ASCII only: a key travels in an HTTP header, whose bytes are not UTF-8
+        raise InvalidRequest("an imported key must be 16 to 256 printable ASCII characters without spaces",
                              param="key")
     for field, value in (("rpm", rpm), ("tpm", tpm), ("token_budget", token_budget)):
         _positive(field, value)

@@ -1,6 +1,8 @@
 """The ``temper`` command."""
 from __future__ import annotations
 
+import os
+
 import typer
 
 from temper.cli import chat, jobs, kb, keys, models, prompts, serve, traces, usage, users
@@ -21,6 +23,7 @@ app.add_typer(jobs.app, name="jobs", help="Background jobs: list, submit, follow
 
 
 def main() -> None:
+    os.umask(0o077)  # what the server and its jobs write (database, sources, artifacts) is private to its user
     app()
 
 

@@ -214,10 +214,11 @@ class KnowledgeService:
                      caller: Caller | None = None) -> dict[str, Any]:
         """A database query as documents (one per row, or per ``group_by`` value), synced now and on request."""
         from temper.knowledge.sources import QueryError
-        from temper.knowledge.sources.database import check_source
+        from temper.knowledge.sources.database import check_not_studio, check_source
 
         kb = store.get_kb(self.db, kb_id, workspace_id)
         try:
+            check_not_studio(str(config.get("url") or ""), self.db, self.root.parent)
             check_source(source_of(config))
         except QueryError as e:
             raise InvalidRequest(str(e), param="query", code="invalid_source") from None

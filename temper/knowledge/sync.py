@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from temper.knowledge import pipeline, store
-from temper.knowledge.sources.database import MEDIA_TYPE, encode, read_documents, source_of
+from temper.knowledge.sources.database import MEDIA_TYPE, check_not_studio, encode, read_documents, source_of
 from temper.models.client import ModelClient
 from temper.ops import tracing
 
@@ -33,6 +33,7 @@ def run(env: JobEnv, ctx: JobContext, source_id: str) -> str:
     config, cursor = store.source_config(env.db, source_id)
     kb_id, name = config["kb_id"], config["name"]
     source = source_of(config)
+    check_not_studio(source.url, env.db, env.settings.home_dir)  # also for sources stored before this check
     read = changed = 0
     with tracing.span(f"sync {name}", "ingest", {"temper.kb.id": kb_id, "temper.source": name,
                                                    "temper.job.id": ctx.job_id,

@@ -85,10 +85,24 @@ def _content(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):  # content parts
-        return " ".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+        return " ".join(p["text"] for p in content
+                        if isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str))
     return ""
 
 
+def never_raises(render: Callable[[Any], str | None]) -> Callable[[Any], str | None]:
+    """A stored payload can be anything a client sent (the gateway stores rejected requests too): a shape the
+    renderer does not expect shows as the raw text, never as an error that breaks a whole page of traces."""
+    def safe(value: Any) -> str | None:
+        try:
+            return render(value)
+        except Exception:  # noqa: BLE001 - any payload must render
+            return to_text(value)
+    safe.__doc__ = render.__doc__
+    return safe
+
+
+@never_raises
 def readable_input(value: Any) -> str | None:
     """The part of a request a person reads first: the last user message, the prompt, the query."""
     obj = _json(value)
@@ -127,6 +141,7 @@ def _stream_text(chunks: list) -> str:
         return ""
 
 
+@never_raises
 def readable_output(value: Any) -> str | None:
     """The answer text of a response (streamed or not), or a one-line summary for vectors and rankings."""
     if isinstance(value, list) and value and isinstance(value[0], (bytes, bytearray, dict)):

@@ -1,6 +1,7 @@
 """The database: one engine per URL, SQLite tuned for concurrent readers (WAL), Alembic migrations."""
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -9,6 +10,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, func, insert, select, update
+from sqlalchemy.engine import make_url
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -76,6 +78,16 @@ def migrate(url: str) -> None:
         command.upgrade(cfg, "head")
         if conn.scalar(select(Workspace.id).where(Workspace.id == DEFAULT_WORKSPACE)) is None:
             conn.execute(insert(Workspace).values(id=DEFAULT_WORKSPACE, name="Default", created_at=utcnow()))
+    _private(url)
+
+
+def _private(url: str) -> None:
+    """A SQLite database (and its WAL files) readable by its owner only, whatever made it."""
+    path = make_url(url).database if url.startswith("sqlite") else None
+    if path and path != ":memory:":
+        for name in (path, path + "-wal", path + "-shm"):
+            if os.path.exists(name):
+                os.chmod(name, 0o600)
 
 
 def bump_revision(s: Session, name: str) -> None:

@@ -50,7 +50,8 @@ def test_models_add_show_list_remove(tmp_path: Path) -> None:
     (("models", "remove", "missing"), "not found"),
     (("keys", "revoke", "key_missing"), "not found"),
     (("keys", "create", "--rpm", "0"), "rpm"),
-    (("keys", "create", "--key", "short"), "at least 16"),
+    (("keys", "create", "--key", "short"), "16 to 256 printable ASCII"),
+    (("keys", "create", "--key", "sk-ключ-1234567890abcdef"), "ASCII"),  # it would never authenticate
     (("usage", "--by", "planet"), "--by"),
 ])
 def test_bad_input_gives_clean_message(tmp_path: Path, args: tuple[str, ...], needle: str) -> None:
@@ -100,3 +101,12 @@ def test_help_lists_every_group() -> None:
                        env={**os.environ, "PYTHONPATH": str(ROOT)})
     for word in ("serve", "models", "keys", "chat", "usage"):
         assert word in r.stdout
+
+
+def test_the_data_directory_and_database_are_private(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir(mode=0o755)
+    home.chmod(0o755)  # as a shell's umask would leave it
+    assert run(home, "keys", "create", "--name", "k").returncode == 0
+    mode = {p: (home / p).stat().st_mode & 0o777 for p in ("", "temper.db")}
+    assert mode == {"": 0o700, "temper.db": 0o600}, {k: oct(v) for k, v in mode.items()}

@@ -3,6 +3,7 @@ a database query synced incrementally — on a real server, a real loopback web 
 from __future__ import annotations
 
 import http.server
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -117,3 +118,18 @@ def test_a_database_table_syncs_rows_as_documents_incrementally(server: Server, 
     bad = server.api("POST", f"/api/v1/knowledge-bases/{kb['id']}/sources", json={**body, "name": "bad",
                                                                                 "key_column": "nope"})
     assert bad.status_code == 400 and "is not a column" in bad.json()["error"]["message"]
+
+
+def test_temper_s_own_database_cannot_be_a_source(server: Server, tmp_path: Path) -> None:
+    kb = create_kb(server, "own db")
+    own = server.home / "temper.db"
+    link = tmp_path / "innocent.db"
+    link.symlink_to(own)  # a path outside the data directory that is the same file
+    hardlink = tmp_path / "copy-that-is-not.db"
+    os.link(own, hardlink)
+    for url in (f"sqlite:///{own}", f"sqlite:///{link}", f"sqlite:///{hardlink}",
+                f"sqlite:///{server.home}/knowledge/../temper.db"):
+        r = server.api("POST", f"/api/v1/knowledge-bases/{kb['id']}/sources", json={
+            "name": "users", "url": url, "query": "SELECT id, username, password_hash FROM users", "key_column": "id"})
+        assert r.status_code == 400, (url, r.text)
+        assert "own database" in r.json()["error"]["message"]

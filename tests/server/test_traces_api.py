@@ -244,3 +244,17 @@ def test_sampling_keeps_every_trace_with_a_failed_span(tmp_path, upstream: Upstr
         assert stats["sample_rate"] == 0 and stats["sampled_out"] == 2 and stats["dropped"] == 0
     finally:
         stop_server(s)
+
+
+@pytest.mark.parametrize("content", [[{"type": "text", "text": 5}], [7, None, {"type": "text"}], {"text": "x"}])
+def test_a_rejected_request_of_any_shape_leaves_the_trace_pages_working(traced: Server, content: object) -> None:
+    r = httpx.post(traced.base_url + "/chat/completions", json={"model": "good", "messages": [
+        {"role": "user", "content": content}]}, headers={"Authorization": f"Bearer {traced.admin_key}"})
+    assert r.status_code == 400, r.text
+    listed = traced.api("GET", "/api/v1/traces")
+    assert listed.status_code == 200, listed.text
+    mine = next(t for t in listed.json()["data"] if t["id"] == r.headers["x-trace-id"])
+    assert mine["status"] == "error" and isinstance(mine["input"], str)
+    assert trace_of(traced, mine["id"])["spans"][0]["status"] == "error"
+    exported = traced.api("GET", "/api/v1/traces/export")
+    assert exported.status_code == 200 and r.headers["x-trace-id"] in exported.text

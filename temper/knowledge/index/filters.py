@@ -24,6 +24,7 @@ Scalar = Union[str, int, float, bool]
 RANGE_OPS = ("gt", "gte", "lt", "lte")
 OPERATORS = ("in", "ne", *RANGE_OPS)
 _ISO_START = re.compile(r"^\d{4}-\d{2}-\d{2}")
+_KEY = re.compile(r"^[^\W][\w-]{0,63}$")  # a metadata name: letters (any script), digits, _ and -; no paths
 
 
 @dataclass(frozen=True)
@@ -104,8 +105,8 @@ def parse_filter(flt: Filter | None) -> list[Condition]:
         raise ValueError(f"a filter is a mapping of payload key to condition, got {type(flt).__name__}")
     out: list[Condition] = []
     for key, cond in flt.items():
-        if not isinstance(key, str) or not key:
-            raise ValueError(f"filter keys must be non-empty strings, got {key!r}")
+        if not isinstance(key, str) or not _KEY.match(key):
+            raise ValueError(f"filter keys are metadata names (letters, digits, _ and -, at most 64), not {key!r}")
         if isinstance(cond, list):
             raise ValueError(f"filter on {key!r}: a list is ambiguous, write {{'in': [...]}} for any of")
         if not isinstance(cond, dict):

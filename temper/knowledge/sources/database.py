@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -76,6 +78,34 @@ def read_documents(source: DatabaseSource, since: Key | None = None) -> Iterator
         raise QueryError(f"{where}: {_reason(e)}") from e
     finally:
         engine.dispose()
+
+
+def check_not_studio(url: str, studio_db: str, home: Path) -> None:
+    """Refuse a source that is Temper's own database, or a file in its data directory: through a knowledge
+    base, anyone who may search it would read password hashes, keys and everyone's traced prompts."""
+    try:
+        target, own = sa.make_url(url), sa.make_url(studio_db)
+    except ArgumentError:
+        return  # not a URL: check_source says so
+    refused = QueryError("this is Temper's own database (or a file in its data directory); sync from a copy or "
+                         "a read-only replica of the data you mean, with a read-only account")
+    if target.get_backend_name() == "sqlite":
+        name = (target.database or "").removeprefix("file:")
+        if not name or name == ":memory:":
+            return
+        path = Path(name).expanduser().resolve()
+        own_file = (own.database or "").removeprefix("file:") if own.get_backend_name() == "sqlite" else ""
+        if path.is_relative_to(home.resolve()) or (own_file and path.exists() and Path(own_file).exists()
+                                                    and os.path.samefile(path, own_file)):
+            raise refused
+    elif target.get_backend_name() == own.get_backend_name() and _server(target) == _server(own):
+        raise refused
+
+
+def _server(u: URL) -> tuple[str, int | None, str]:
+    """Where a server database lives: host (or socket directory), port and database name."""
+    host = u.host or str(u.query.get("host") or "")
+    return host.rstrip("/"), u.port, u.database or ""
 
 
 def check_source(source: DatabaseSource) -> None:

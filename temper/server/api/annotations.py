@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from temper.auth.keys import KeyInfo
 from temper.ops import annotations
 from temper.ops.traces import TraceFilter, now_us
-from temper.server.api.deps import admin, runtime
+from temper.server.api.deps import MAX_HOURS, admin, runtime
 from temper.server.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1/annotation-queues", tags=["annotations"])
@@ -23,17 +23,17 @@ class Filters(BaseModel):
     app_id: str | None = None
     kind: str | None = None
     status: Literal["ok", "error"] | None = None
-    min_ms: float | None = Field(None, ge=0)
-    max_ms: float | None = Field(None, ge=0)
-    hours: float | None = Field(None, gt=0)
+    min_ms: float | None = Field(None, ge=0, allow_inf_nan=False)
+    max_ms: float | None = Field(None, ge=0, allow_inf_nan=False)
+    hours: float | None = Field(None, gt=0, le=MAX_HOURS, allow_inf_nan=False)
 
 
 class ScoreConfig(BaseModel):
     name: str
     data_type: Literal["numeric", "categorical", "boolean"]
     categories: list[str] | None = None
-    min: float | None = None
-    max: float | None = None
+    min: float | None = Field(None, allow_inf_nan=False)
+    max: float | None = Field(None, allow_inf_nan=False)
     description: str | None = None
 
 

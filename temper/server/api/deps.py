@@ -5,7 +5,9 @@ cookie (the browser), in which case state-changing requests must also send the C
 """
 from __future__ import annotations
 
-from fastapi import Request
+from typing import Annotated
+
+from fastapi import Query, Request
 
 from temper.auth.keys import KeyInfo
 from temper.auth.sessions import CSRF_HEADER, SESSION_COOKIE
@@ -39,6 +41,12 @@ def own_key(key: KeyInfo, key_id: str | None, what: str) -> str | None:
     if key_id and key_id != key.id:
         raise InvalidRequest(f"You can only see the {what} of your own key.", param="key_id", code="key_not_allowed")
     return key.id
+
+
+MAX_OFFSET = 1_000_000_000  # rows skipped by a page; past a 64-bit SQL integer a database fails, not the request
+MAX_HOURS = 24 * 3660  # how far back a time filter may reach (ten years)
+MAX_COUNT = 10 ** 15  # limits and budgets: beyond any real use, within every database's 64-bit integers
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip.")]
 
 
 def page(items: list, limit: int, offset: int) -> dict:

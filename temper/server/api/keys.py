@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from temper.auth.keys import create_key, get_key, list_keys, revoke_key
-from temper.server.api.deps import admin, page, runtime
+from temper.server.api.deps import MAX_COUNT, Offset, admin, page, runtime
 from temper.server.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1/keys", tags=["keys"], dependencies=[Depends(admin)])
@@ -19,9 +19,9 @@ class KeyIn(BaseModel):
     name: str = ""
     workspace_id: str = "ws_default"
     allowed_models: list[str] | None = Field(None, description="Model ids or aliases; all models when null.")
-    rpm: int | None = Field(None, gt=0, description="Requests per minute.")
-    tpm: int | None = Field(None, gt=0, description="Tokens per minute.")
-    token_budget: int | None = Field(None, gt=0, description="Total tokens this key may use.")
+    rpm: int | None = Field(None, gt=0, le=MAX_COUNT, description="Requests per minute.")
+    tpm: int | None = Field(None, gt=0, le=MAX_COUNT, description="Tokens per minute.")
+    token_budget: int | None = Field(None, gt=0, le=MAX_COUNT, description="Total tokens this key may use.")
     expires_at: datetime | None = None
 
 
@@ -55,7 +55,7 @@ class KeyList(BaseModel):
 
 
 @router.get("", response_model=KeyList)
-def keys(rt: Runtime = Depends(runtime), limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0),
+def keys(rt: Runtime = Depends(runtime), limit: int = Query(100, ge=1, le=1000), offset: Offset = 0,
          include_revoked: bool = True) -> dict:
     items = [k.as_dict() for k in list_keys(rt.db, include_revoked=include_revoked)]
     return page(items, limit, offset)

@@ -21,7 +21,7 @@ from temper.jobs import store as jobs
 from temper.knowledge import store
 from temper.knowledge.service import KnowledgeService, Upload
 from temper.models.client import Caller
-from temper.server.api.deps import admin, caller, runtime
+from temper.server.api.deps import Offset, admin, caller, runtime
 from temper.server.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1/knowledge-bases", tags=["knowledge bases"])
@@ -123,7 +123,7 @@ def create(body: KnowledgeBaseIn, key: KeyInfo = Depends(admin), rt: Runtime = D
 
 @router.get("")
 def list_(name: str | None = Query(None, description="Only the knowledge base with this name."),
-          limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0),
+          limit: int = Query(100, ge=1, le=1000), offset: Offset = 0,
           key: KeyInfo = Depends(caller), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
     """Newest first, with document and chunk counts."""
     items, total = store.list_kbs(rt.db, key.workspace_id, name=name, limit=limit, offset=offset)
@@ -217,7 +217,7 @@ def retry(kb_id: str, body: RetryIn, who: Caller = Depends(metered_admin), rt: R
 
 @router.get("/{kb_id}/documents")
 def documents(kb_id: str, status: str | None = None, limit: int = Query(100, ge=1, le=1000),
-              offset: int = Query(0, ge=0), key: KeyInfo = Depends(caller), rt: Runtime = Depends(runtime)
+              offset: Offset = 0, key: KeyInfo = Depends(caller), rt: Runtime = Depends(runtime)
               ) -> dict[str, Any]:
     items = store.list_documents(rt.db, kb_id, workspace_id=key.workspace_id, status=status, limit=limit + 1,
                                  offset=offset)
@@ -232,7 +232,7 @@ def document(kb_id: str, doc_id: str, key: KeyInfo = Depends(caller), rt: Runtim
 
 
 @router.get("/{kb_id}/documents/{doc_id}/chunks")
-def chunks(kb_id: str, doc_id: str, limit: int = Query(200, ge=1, le=2000), offset: int = Query(0, ge=0),
+def chunks(kb_id: str, doc_id: str, limit: int = Query(200, ge=1, le=2000), offset: Offset = 0,
            key: KeyInfo = Depends(caller), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
     items = store.live_chunks(rt.db, kb_id, doc_id, workspace_id=key.workspace_id, limit=limit + 1, offset=offset)
     return {"object": "list", "data": items[:limit], "has_more": len(items) > limit, "limit": limit,

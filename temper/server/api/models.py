@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from temper.auth.keys import KeyInfo
 from temper.errors import ModelNotFound
 from temper.models.catalog import ModelEntry, add_model, entry_from_spec, remove_model
-from temper.server.api.deps import admin, caller, page, runtime
+from temper.server.api.deps import Offset, admin, caller, page, runtime
 from temper.server.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1/models", tags=["models"])
@@ -89,7 +89,7 @@ def _matches(e: ModelEntry, q: str) -> bool:
 
 @router.get("", response_model=ModelList)
 def list_models(rt: Runtime = Depends(runtime), key: KeyInfo = Depends(caller),
-                limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0),
+                limit: int = Query(100, ge=1, le=1000), offset: Offset = 0,
                 q: str | None = Query(None, max_length=200, description="Words that must all appear in the id, "
                                       "provider, description, size, tags or aliases."),
                 modality: Literal["chat", "completion", "embedding", "rerank"] | None = None,

@@ -4,17 +4,19 @@ Any caller may read and render; creating, versioning, labelling and deleting nee
 """
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from temper.auth.keys import KeyInfo
 from temper.ops.prompts.library import create_from_template, list_templates
 from temper.ops.prompts.store import (add_version, create_prompt, delete_prompt, diff, get_prompt, get_version,
                                       list_prompts, remove_label, render, set_label)
-from temper.server.api.deps import admin, caller, page, runtime
+from temper.server.api.deps import Offset, admin, caller, page, runtime
 from temper.server.runtime import Runtime
+
+MAX_VERSION = 2 ** 31 - 1  # a version number is a 32-bit integer in the database
 
 router = APIRouter(prefix="/api/v1/prompts", tags=["prompts"])
 Lang = Literal["zh", "en"]
@@ -65,12 +67,12 @@ class FromTemplate(Body):
 
 class RenderIn(Body):
     label: str | None = None
-    version: int | None = Field(None, ge=1)
+    version: int | None = Field(None, ge=1, le=MAX_VERSION)
     variables: dict[str, Any] = Field(default_factory=dict)
 
 
 class LabelIn(Body):
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_VERSION)
 
 
 class VersionOut(BaseModel):
@@ -164,7 +166,7 @@ def _author(key: KeyInfo) -> str:
 @router.get("", response_model=PromptList)
 def prompts(rt: Runtime = Depends(runtime), key: KeyInfo = Depends(caller),
             q: str | None = Query(None, description="Every word must appear in the name, description or tags."),
-            limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)) -> dict:
+            limit: int = Query(100, ge=1, le=1000), offset: Offset = 0) -> dict:
     return page([p.as_dict() for p in list_prompts(rt.db, q, key.workspace_id)], limit, offset)
 
 
@@ -206,14 +208,15 @@ def new_version(name: str, body: NewVersion, rt: Runtime = Depends(runtime), key
 
 
 @router.get("/{name}/versions/{version}", response_model=VersionOut)
-def show_version(name: str, version: int, rt: Runtime = Depends(runtime), key: KeyInfo = Depends(caller)) -> dict:
+def show_version(name: str, version: Annotated[int, Path(ge=1, le=MAX_VERSION)], rt: Runtime = Depends(runtime),
+                 key: KeyInfo = Depends(caller)) -> dict:
     return get_version(rt.db, name, version, workspace_id=key.workspace_id).as_dict()
 
 
 @router.get("/{name}/resolve", response_model=VersionOut)
 def resolve(name: str, rt: Runtime = Depends(runtime), key: KeyInfo = Depends(caller),
             label: str | None = Query(None, description="A label; 'latest' is the newest version."),
-            version: int | None = Query(None, ge=1)) -> dict:
+            version: int | None = Query(None, ge=1, le=MAX_VERSION)) -> dict:
     """The version a label (or number) points at; the newest when neither is given."""
     return get_version(rt.db, name, version, label, key.workspace_id).as_dict()
 

@@ -17,7 +17,7 @@ from temper.errors import InvalidRequest, NotFound
 from temper.ops.analytics import stats
 from temper.ops.scores import add_score, delete_score, list_scores
 from temper.ops.traces import TraceFilter, export_traces, get_trace, list_traces, now_us
-from temper.server.api.deps import admin, caller, own_key, runtime
+from temper.server.api.deps import MAX_HOURS, admin, caller, own_key, runtime
 from temper.server.runtime import Runtime
 
 router = APIRouter(tags=["traces"])
@@ -30,8 +30,10 @@ def _us(value: datetime | None) -> int | None:
 def trace_filter(key: KeyInfo = Depends(caller), q: str | None = Query(None, max_length=500),
                  model: str | None = None, key_id: str | None = None, app_id: str | None = None,
                  kind: str | None = None, status: Literal["ok", "error"] | None = None,
-                 min_ms: float | None = Query(None, ge=0), max_ms: float | None = Query(None, ge=0),
-                 hours: float | None = Query(None, gt=0, description="Only the last N hours."),
+                 min_ms: float | None = Query(None, ge=0, allow_inf_nan=False),
+                 max_ms: float | None = Query(None, ge=0, allow_inf_nan=False),
+                 hours: float | None = Query(None, gt=0, le=MAX_HOURS, allow_inf_nan=False,
+                                             description="Only the last N hours."),
                  since: datetime | None = None, until: datetime | None = None) -> TraceFilter:
     since_us = _us(since)
     if hours is not None:

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from temper.auth.keys import KeyInfo, list_keys
 from temper.errors import InvalidRequest
 from temper.models.metering import BUCKETS, since_days, usage_records, usage_series, usage_summary
-from temper.server.api.deps import caller, own_key, page, runtime
+from temper.server.api.deps import MAX_HOURS, Offset, caller, own_key, page, runtime
 from temper.server.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1/usage", tags=["usage"])
@@ -64,9 +64,9 @@ class UsageSeries(BaseModel):
 @router.get("", response_model=UsageSummary)
 def summary(rt: Runtime = Depends(runtime), key: KeyInfo = Depends(caller),
             group_by: Literal["key", "model", "day"] = "key",
-            days: int | None = Query(None, ge=1, description="Only the last N days."),
+            days: int | None = Query(None, ge=1, le=MAX_HOURS // 24, description="Only the last N days."),
             key_id: str | None = None, model: str | None = None,
-            limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)) -> dict:
+            limit: int = Query(100, ge=1, le=1000), offset: Offset = 0) -> dict:
     rt.meter.usage.flush()
     rows = usage_summary(rt.db, group_by=group_by, since=since_days(days) if days else None,
                          key_id=own_key(key, key_id, "usage"), model=model)

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from temper.auth.users import create_user, list_users, remove_user, set_password
-from temper.server.api.deps import admin, page, runtime
+from temper.server.api.deps import Offset, admin, page, runtime
 from temper.server.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"], dependencies=[Depends(admin)])
@@ -46,7 +46,7 @@ class UserList(BaseModel):
 
 @router.get("", response_model=UserList)
 def users(rt: Runtime = Depends(runtime), limit: int = Query(100, ge=1, le=1000),
-          offset: int = Query(0, ge=0)) -> dict:
+          offset: Offset = 0) -> dict:
     return page([u.as_dict() for u in list_users(rt.db)], limit, offset)
 
 

@@ -67,6 +67,18 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
+def _app_id(scope: Scope) -> str | None:
+    """The calling application's name from ``x-temper-app``: up to 64 printable ASCII characters."""
+    raw = _header(scope, b"x-temper-app")
+    if not raw:
+        return None
+    text = raw.decode("latin-1")
+    if len(text) > 64 or not text.isascii() or not text.isprintable():
+        raise InvalidRequest("The x-temper-app header must be at most 64 printable ASCII characters.",
+                             param="x-temper-app", code="invalid_header")
+    return text
+
+
 async def _read_body(receive: Receive) -> bytes:
     msg = await receive()
     body = msg.get("body", b"")
@@ -166,13 +178,13 @@ class Gateway:
         output: bytes | list | None = None
         error: TemperError | None = None
         req: Any = None
-        record = usage_row(rid, key.workspace_id, key.id, op,
-                           app_id=(_header(scope, b"x-temper-app") or b"").decode() or None)
+        record = usage_row(rid, key.workspace_id, key.id, op, app_id=None)
         entry: ModelEntry | None = None
         reply: Reply | None = None
         task = asyncio.current_task()
         watcher: asyncio.Task | None = None
         try:
+            record["app_id"] = _app_id(scope)
             body = await _read_body(receive)
             try:
                 req = orjson.loads(body)
