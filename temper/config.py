@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     otlp_headers: str | None = Field(default=None, description="Headers for the OTLP endpoint: k1=v1,k2=v2.")
     otlp_payloads: bool = Field(default=False, description="Include span inputs/outputs in OTLP export.")
 
+    max_body_kb: int = Field(default=1024, ge=1, description="The largest request body a management API route "
+                             "reads (uploads excepted), in KiB; larger ones get 413 before any is read.")
+    max_upload_mb: int = Field(default=512, ge=1, description="The largest upload request (knowledge-base files "
+                               "and pasted text), in MiB; each file is also limited to 200 MiB.")
     run_jobs: bool = Field(default=True, description="Run jobs in this server (false: it only queues them, for "
                            "another replica or a Ray cluster to run).")
     job_stale_after_s: float = Field(default=30.0, gt=0, description="A running job whose worker has not "

@@ -16,6 +16,7 @@ from temper import __version__
 from temper.config import Settings, get_settings
 from temper.errors import TemperError
 from temper.server.api import annotations, auth, jobs, keys, knowledge, models, prompts, traces, usage, users
+from temper.server.body_guard import BodyGuard
 from temper.server.console import routes as console_routes
 from temper.server.openai.gateway import Gateway, Receive, Scope, Send
 from temper.server.runtime import Runtime
@@ -101,7 +102,9 @@ class TemperApp:
     def __init__(self, settings: Settings | None = None) -> None:
         self.runtime = Runtime(settings or get_settings())
         self.gateway = Gateway(self.runtime)
-        self.management = management_app(self.runtime)
+        s = self.runtime.settings
+        self.management = BodyGuard(management_app(self.runtime), self.runtime.auth,
+                                    json_limit=s.max_body_kb * 1024, upload_limit=s.max_upload_mb * 1024 * 1024)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
