@@ -33,11 +33,25 @@ def _runner(rt: Runtime) -> Runner:
     return rt.job_runner
 
 
+def started_by(job: dict[str, Any], key: KeyInfo) -> bool:
+    """Whether ``key`` may see this job: admins see all; members the jobs started with their own key."""
+    return key.is_admin or job["payload"].get("key_id") == key.id
+
+
+def _job(rt: Runtime, job_id: str, key: KeyInfo) -> dict[str, Any]:
+    job = jobs.get_job(rt.db, job_id, key.workspace_id)
+    if not started_by(job, key):
+        raise NotFound(f"No job {job_id!r}.", param="job_id", code="job_not_found")
+    return job
+
+
 @router.get("")
 def list_(kind: str | None = None, status: str | None = None, limit: int = Query(50, ge=1, le=500),
           key: KeyInfo = Depends(caller), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
-    return {"object": "list", "data": jobs.list_jobs(rt.db, workspace_id=key.workspace_id, kind=kind, status=status,
-                                                     limit=limit)}
+    """Newest first: every job for admins, a member's own jobs for members."""
+    found = jobs.list_jobs(rt.db, workspace_id=key.workspace_id, kind=kind, status=status,
+                           limit=limit if key.is_admin else 500)
+    return {"object": "list", "data": [j for j in found if started_by(j, key)][:limit]}
 
 
 @router.post("", status_code=201)
@@ -63,7 +77,7 @@ def kinds(rt: Runtime = Depends(runtime)) -> dict[str, Any]:
 
 @router.get("/{job_id}")
 def get(job_id: str, key: KeyInfo = Depends(caller), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
-    return jobs.get_job(rt.db, job_id, key.workspace_id)
+    return _job(rt, job_id, key)
 
 
 @router.post("/{job_id}/cancel")
@@ -75,20 +89,21 @@ def cancel(job_id: str, key: KeyInfo = Depends(admin), rt: Runtime = Depends(run
 def events(job_id: str, after: int = Query(0, ge=0, description="Only events with a greater id (to follow)."),
            limit: int = Query(100, ge=1, le=1000), key: KeyInfo = Depends(caller),
            rt: Runtime = Depends(runtime)) -> dict[str, Any]:
+    _job(rt, job_id, key)
     data = jobs.list_events(rt.db, job_id, key.workspace_id, after=after, limit=limit + 1)
     return {"object": "list", "data": data[:limit], "has_more": len(data) > limit}
 
 
 @router.get("/{job_id}/artifacts")
 def artifacts(job_id: str, key: KeyInfo = Depends(caller), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
-    jobs.get_job(rt.db, job_id, key.workspace_id)
+    _job(rt, job_id, key)
     return {"object": "list", "data": artifact_store(rt.settings, rt.db).list(job_id)}
 
 
 @router.get("/{job_id}/artifacts/{name:path}", response_class=FileResponse,
             responses={200: {"content": {"application/octet-stream": {}}, "description": "The artifact's bytes."}})
 def download(job_id: str, name: str, key: KeyInfo = Depends(caller), rt: Runtime = Depends(runtime)) -> FileResponse:
-    jobs.get_job(rt.db, job_id, key.workspace_id)
+    _job(rt, job_id, key)
     store = artifact_store(rt.settings, rt.db)
     meta = store.info(job_id, name)
     return FileResponse(store.path(job_id, name), media_type=meta["media_type"],

@@ -135,7 +135,7 @@ def list_(name: str | None = Query(None, description="Only the knowledge base wi
 def get(kb_id: str, key: KeyInfo = Depends(caller), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
     latest = jobs.list_jobs(rt.db, workspace_id=key.workspace_id, resource_id=kb_id, limit=5)
     kb = store.get_kb(rt.db, kb_id, key.workspace_id)  # counted after: a job listed as finished is in the counts
-    kb["jobs"] = latest
+    kb["jobs"] = [_progress(j, key) for j in latest]
     index = _service(rt).index(kb_id)
     kb["indexed_chunks"] = index.count() if index is not None else 0
     return kb
@@ -251,7 +251,12 @@ def kb_jobs(kb_id: str, status: str | None = None, limit: int = Query(20, ge=1, 
             key: KeyInfo = Depends(caller), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
     store.get_kb(rt.db, kb_id, key.workspace_id)
     items = jobs.list_jobs(rt.db, workspace_id=key.workspace_id, resource_id=kb_id, status=status, limit=limit)
-    return {"object": "list", "data": items}
+    return {"object": "list", "data": [_progress(j, key) for j in items]}
+
+
+def _progress(job: dict[str, Any], key: KeyInfo) -> dict[str, Any]:
+    """A knowledge base's job as its readers see it: members get the progress, not who started it or where."""
+    return job if key.is_admin else {**job, "payload": {}, "worker": None}
 
 
 # --- retrieval and answers ----------------------------------------------------------------------------------

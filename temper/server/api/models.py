@@ -82,6 +82,15 @@ def _visible(key: KeyInfo, e: ModelEntry) -> bool:
     return key.is_admin or key.allows(e.id, *e.aliases)
 
 
+def _shown(e: ModelEntry, key: KeyInfo) -> dict[str, Any]:
+    """A model as this caller may see it: members get each deployment's provider only (no upstream URL, model
+    or key variable)."""
+    d = e.as_dict()
+    if not key.is_admin:
+        d["deployments"] = [{"provider": dep["provider"]} for dep in d["deployments"]]
+    return d
+
+
 def _matches(e: ModelEntry, q: str) -> bool:
     text = " ".join([e.id, e.provider, e.description, e.parameters or "", *e.tags, *e.aliases]).casefold()
     return all(word in text for word in q.casefold().split())
@@ -94,7 +103,7 @@ def list_models(rt: Runtime = Depends(runtime), key: KeyInfo = Depends(caller),
                                       "provider, description, size, tags or aliases."),
                 modality: Literal["chat", "completion", "embedding", "rerank"] | None = None,
                 tag: str | None = None, status: Literal["active", "disabled"] | None = None) -> dict:
-    items = [e.as_dict() for e in rt.catalog.list() if _visible(key, e) and (not q or _matches(e, q))
+    items = [_shown(e, key) for e in rt.catalog.list() if _visible(key, e) and (not q or _matches(e, q))
              and (modality is None or e.modality == modality) and (tag is None or tag in e.tags)
              and (status is None or e.status == status)]
     return page(items, limit, offset)
@@ -114,7 +123,7 @@ def get_model(model_id: str, rt: Runtime = Depends(runtime), key: KeyInfo = Depe
     entry = rt.catalog.get(model_id)
     if not _visible(key, entry):
         raise ModelNotFound(f"model {model_id!r} not found", param="model")
-    return entry.as_dict()
+    return _shown(entry, key)
 
 
 @router.patch("/{model_id:path}", response_model=ModelOut, dependencies=[Depends(admin)])

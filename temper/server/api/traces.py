@@ -95,7 +95,8 @@ def exporter_stats(rt: Runtime = Depends(runtime), key: KeyInfo = Depends(caller
     """The span exporter's counters: queued, exported, dropped (queue full), export errors."""
     if rt.spans is None:
         return {"enabled": False}
-    return {"enabled": True, "otlp_endpoint": rt.settings.otlp_endpoint} | rt.spans.stats()
+    endpoint = rt.settings.otlp_endpoint if key.is_admin else None  # where traces go is for admins to know
+    return {"enabled": True, "otlp_endpoint": endpoint} | rt.spans.stats()
 
 
 def _visible(rt: Runtime, key: KeyInfo, trace_id: str) -> dict[str, Any]:
