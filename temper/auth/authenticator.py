@@ -3,6 +3,7 @@ session (its cookie, with a CSRF token on state-changing requests). One ``Authen
 the active keys and the sessions seen, refreshed when another process changes them (``Runtime.reload``)."""
 from __future__ import annotations
 
+import asyncio
 import hmac
 from datetime import datetime, timezone
 
@@ -67,6 +68,15 @@ class Authenticator:
         if authorization or not session_token:
             return self.authenticate(authorization)
         return self.authenticate_session(session_token, csrf, method in SAFE_METHODS)
+
+    async def identify_headers(self, authorization: bytes | None, cookie: bytes | None, csrf: bytes | None,
+                               method: str) -> KeyInfo:
+        """``identify`` from raw request headers, on the event loop: a Bearer key is checked in memory; a session
+        not seen before is read from the database, so that path runs in a thread."""
+        if authorization or not cookie:
+            return self.authenticate(authorization)
+        return await asyncio.to_thread(self.identify, None, cookie_value(cookie.decode("latin-1")),
+                                       csrf.decode("latin-1") if csrf else None, method)
 
     def key_by_id(self, key_id: str) -> KeyInfo | None:
         """An active key (the admin key included) by id."""

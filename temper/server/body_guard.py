@@ -6,12 +6,11 @@ request grew the server by 2.8 GB, and 100 MB to a knowledge-base route was read
 """
 from __future__ import annotations
 
-import asyncio
 import re
 
 from starlette.exceptions import HTTPException
 
-from temper.auth.authenticator import Authenticator, cookie_value
+from temper.auth.authenticator import Authenticator
 from temper.auth.sessions import CSRF_HEADER
 from temper.errors import TemperError
 from temper.server.openai.gateway import Receive, Scope, Send, send_error
@@ -53,22 +52,12 @@ class BodyGuard:
             if length > limit:
                 raise BodyTooLarge(limit)
             if path.startswith("/api/") and path.rstrip("/") not in OPEN_ROUTES:
-                await self._authenticate(headers, scope["method"])
+                await self.auth.identify_headers(headers.get(b"authorization"), headers.get(b"cookie"),
+                                                 headers.get(CSRF_HEADER.encode()), scope["method"])
         except TemperError as e:
             await send_error(send, e, [(b"connection", b"close")])
             return
         await self._bounded(scope, receive, send, limit)
-
-    async def _authenticate(self, headers: dict[bytes, bytes], method: str) -> None:
-        authorization = headers.get(b"authorization")
-        cookie = headers.get(b"cookie")
-        csrf = headers.get(CSRF_HEADER.encode())
-        if authorization or not cookie:
-            self.auth.authenticate(authorization)  # in memory
-            return
-        # a session not seen before is read from the database: off the loop
-        await asyncio.to_thread(self.auth.identify, None, cookie_value(cookie.decode("latin-1")),
-                                csrf.decode("latin-1") if csrf else None, method)
 
     async def _bounded(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         seen = 0

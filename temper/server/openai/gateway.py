@@ -26,7 +26,6 @@ from temper.ops import tracing
 from temper.ops.tracing import (APP_ID, COST, INPUT_TOKENS, KEY_ID, OPERATION, OUTPUT_TOKENS, REQUEST_MODEL,
                                 RESPONSE_MODEL, TTFT_MS)
 from temper.server.openai import protocol
-from temper.auth.authenticator import cookie_value
 from temper.server.runtime import Runtime
 
 Scope = dict[str, Any]
@@ -140,10 +139,8 @@ class Gateway:
         authorization = _header(scope, b"authorization")
         if authorization:  # the hot path: an in-memory key ring, no cookie parsing
             return self.rt.auth.authenticate(authorization)
-        cookie, csrf = _header(scope, b"cookie"), _header(scope, CSRF_HEADER.encode())
-        # a session not seen before is read from the database: off the loop
-        return await asyncio.to_thread(self.rt.auth.identify, None, cookie_value(cookie.decode("latin-1")) if cookie
-                                       else None, csrf.decode("latin-1") if csrf else None, scope["method"])
+        return await self.rt.auth.identify_headers(None, _header(scope, b"cookie"),
+                                                   _header(scope, CSRF_HEADER.encode()), scope["method"])
 
     def models(self, model_id: str, key: KeyInfo) -> bytes:
         """The models this key may use (all of them for a key without a model list)."""
