@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     otlp_headers: str | None = Field(default=None, description="Headers for the OTLP endpoint: k1=v1,k2=v2.")
     otlp_payloads: bool = Field(default=False, description="Include span inputs/outputs in OTLP export.")
 
+    max_output_tokens: int = Field(default=8192, ge=1, description="Tokens a local model may generate for one "
+                                   "request, all choices together (n × max_tokens); more gets a 400.")
+    max_embed_tokens: int = Field(default=300_000, ge=1, description="Input tokens a local embedding or rerank "
+                                  "request may have, after each input is cut to the model's 512 tokens.")
     max_body_kb: int = Field(default=1024, ge=1, description="The largest request body a management API route "
                              "reads (uploads excepted), in KiB; larger ones get 413 before any is read.")
     max_upload_mb: int = Field(default=512, ge=1, description="The largest upload request (knowledge-base files "

@@ -35,7 +35,9 @@ import orjson
 
 from temper.errors import InvalidRequest, PermissionDenied, TemperError, UpstreamError
 from temper.models.catalog import Catalog, ModelEntry
-from temper.models.metering import Meter, usage_row
+from temper.models.estimate import estimate_tokens
+from temper.models.fair import REQUESTER
+from temper.models.metering import Admission, Meter, usage_row
 from temper.models.provider import Operation, Usage
 from temper.models.router import Routed, Router
 from temper.ops import tracing
@@ -133,16 +135,16 @@ class ModelClient:
         """The active models ``key`` may use."""
         return [e for e in self.catalog().list() if e.status == "active" and allowed(key, e)]
 
-    async def admit(self, key: KeyInfo) -> list[tuple[bytes, bytes]]:
-        """Budget and rate limits at a request's boundary; the ``x-ratelimit-*`` headers."""
-        return await self.meter.admit(key)
+    async def admit(self, key: KeyInfo, estimate: int = 0) -> Admission:
+        """Budget and rate limits at a request's boundary, reserving ``estimate`` tokens until the charge."""
+        return await self.meter.admit(key, estimate)
 
     async def route(self, op: Operation, entry: ModelEntry, req: dict, *, stream: bool) -> Routed:
         return await self.router.call(op, entry, req, stream=stream)
 
     async def charge(self, record: dict, key: KeyInfo | None, entry: ModelEntry | None, usage: Usage | None,
-                     t0: float) -> None:
-        await self.meter.charge(record, key, entry, usage, t0)
+                     t0: float, admission: Admission | None = None) -> None:
+        await self.meter.charge(record, key, entry, usage, t0, admission)
 
     # --- whom the typed face acts for ----------------------------------------------------------------------
 
@@ -181,33 +183,40 @@ class ModelClient:
 
     # --- the typed face (capabilities) ---------------------------------------------------------------------
 
-    async def _call(self, op: Operation, entry: ModelEntry, req: dict[str, Any], *, stream: bool = False) -> Routed:
-        """The routed call under the caller's budget; charged here unless streamed (then when it ends)."""
+    async def _call(self, op: Operation, entry: ModelEntry, req: dict[str, Any], *, stream: bool = False
+                    ) -> tuple[Routed, Admission | None]:
+        """The routed call under the caller's budget (its estimated tokens reserved), taking its fair turns
+        on local models as the caller's key; charged here unless streamed (then when it ends)."""
         caller = _caller.get()
+        admission = None
         if caller is not None and caller.key is not None:
-            await self.meter.check_budget(caller.key)
+            admission = await self.meter.reserve(caller.key, estimate_tokens(op, req))
+        REQUESTER.set(caller.key_id if caller is not None and caller.key_id else "server")
         t0 = time.perf_counter()
         try:
             routed = await self.router.call(op, entry, req, stream=stream)
         except TemperError as e:
-            await self._charge(op, entry, None, t0, e)
+            await self._charge(op, entry, None, t0, admission, e)
+            raise
+        except BaseException:  # cancelled: nothing was used, give the reservation back
+            await self.meter.settle(caller.key if caller is not None else None, 0, admission)
             raise
         if not stream:
-            await self._charge(op, routed.entry, routed.reply.usage, t0)
-        return routed
+            await self._charge(op, routed.entry, routed.reply.usage, t0, admission)
+        return routed, admission
 
     async def _charge(self, op: Operation, entry: ModelEntry, usage: Usage | None, t0: float,
-                      error: TemperError | None = None, stream: bool = False) -> None:
+                      admission: Admission | None, error: TemperError | None = None, stream: bool = False) -> None:
         caller = _caller.get() or Caller(None, None, "req_" + os.urandom(12).hex())
         record = usage_row(caller.request_id, caller.workspace_id, caller.key_id, op, entry.id,
                            app_id=caller.app_id, stream=stream)
         if error is not None:
             record["status"], record["error_code"] = error.status, error.code
-        await self.meter.charge(record, caller.key, entry, usage, t0)
+        await self.meter.charge(record, caller.key, entry, usage, t0, admission)
 
     async def chat(self, model: str, messages: list[dict[str, Any]], **params: Any) -> ChatResult:
         entry = self.model(model, "chat")
-        routed = await self._call("chat", entry, {"model": entry.id, "messages": messages, **params})
+        routed, _ = await self._call("chat", entry, {"model": entry.id, "messages": messages, **params})
         data = _data(routed)
         choice = (data.get("choices") or [{}])[0]
         message = choice.get("message") or {}
@@ -221,8 +230,9 @@ class ModelClient:
         """The answer as it is generated; the last delta has the finish reason and the usage."""
         entry = self.model(model, "chat")
         t0 = time.perf_counter()
-        routed = await self._call("chat", entry, {"model": entry.id, "messages": messages, "stream": True,
-                                                  "stream_options": {"include_usage": True}, **params}, stream=True)
+        routed, admission = await self._call("chat", entry, {"model": entry.id, "messages": messages, "stream": True,
+                                                             "stream_options": {"include_usage": True}, **params},
+                                             stream=True)
         reply = routed.reply
         assert reply.events is not None
         error: TemperError | None = None
@@ -242,12 +252,12 @@ class ModelClient:
             error = e
             raise
         finally:
-            await self._charge("chat", routed.entry, reply.usage, t0, error, stream=True)
+            await self._charge("chat", routed.entry, reply.usage, t0, admission, error, stream=True)
 
     async def complete(self, model: str, prompt: str, **params: Any) -> ChatResult:
         """A base model's continuation of ``prompt`` (``/v1/completions``)."""
         entry = self.model(model, "completion")
-        routed = await self._call("completion", entry, {"model": entry.id, "prompt": prompt, **params})
+        routed, _ = await self._call("completion", entry, {"model": entry.id, "prompt": prompt, **params})
         data = _data(routed)
         choice = (data.get("choices") or [{}])[0]
         return ChatResult(choice.get("text") or "", routed.entry.id, _usage(routed, data), choice.get("finish_reason"))
@@ -256,8 +266,8 @@ class ModelClient:
         """L2-normalised vectors of ``texts`` as ``"query"`` or ``"passage"`` (e5's prefixes; remote models
         ignore the field)."""
         entry = self.model(model, "embedding")
-        routed = await self._call("embedding", entry, {"model": entry.id, "input": texts, "input_type": input_type,
-                                                       "encoding_format": "float"})
+        routed, _ = await self._call("embedding", entry, {"model": entry.id, "input": texts,
+                                                          "input_type": input_type, "encoding_format": "float"})
         data = _data(routed)
         rows = sorted(data.get("data") or [], key=lambda d: d["index"])
         if len(rows) != len(texts):
@@ -270,7 +280,8 @@ class ModelClient:
     async def rerank(self, model: str, query: str, documents: list[str]) -> list[float]:
         """A relevance score per document, in the documents' order."""
         entry = self.model(model, "rerank")
-        data = _data(await self._call("rerank", entry, {"model": entry.id, "query": query, "documents": documents}))
+        routed, _ = await self._call("rerank", entry, {"model": entry.id, "query": query, "documents": documents})
+        data = _data(routed)
         scores = [0.0] * len(documents)
         for r in data.get("results") or []:
             scores[int(r["index"])] = float(r["relevance_score"])

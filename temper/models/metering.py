@@ -6,6 +6,7 @@ import logging
 import math
 import threading
 import time
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import case, func, insert, select
@@ -78,6 +79,16 @@ class UsageWriter:
         await asyncio.get_running_loop().run_in_executor(None, self.flush)
 
 
+@dataclass
+class Admission:
+    """What admitting a request reserved (estimated tokens against the key's budget and tokens-per-minute
+    bucket, settled by ``Meter.charge``), and the ``x-ratelimit-*`` headers to answer with."""
+
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    budget: int = 0
+    tpm: int = 0
+
+
 def _reset(seconds: float) -> str:
     return f"{max(seconds, 0):.3f}s"
 
@@ -89,24 +100,40 @@ class Meter:
 
     Rate limits are token buckets and budgets are running totals in the ``LimitStore`` (in memory, or Redis
     shared by every replica and job process); the usage table (written by ``usage``) stays the record.
+    Admission reserves a request's estimated tokens before any work (so concurrent requests see each
+    other), and the charge settles the difference once the real count is known.
     """
 
     def __init__(self, usage: UsageWriter, store: LimitStore) -> None:
         self.usage = usage
         self.store = store
 
-    async def admit(self, key: KeyInfo) -> list[tuple[bytes, bytes]]:
-        """Check the key's budget and rate limits before a request; returns the ``x-ratelimit-*`` headers."""
+    async def admit(self, key: KeyInfo, estimate: int = 0) -> Admission:
+        """Check the key's budget and rate limits before a request, reserving ``estimate`` tokens.
+
+        A request is admitted while a bucket has at least one token left; its reservation may take the
+        bucket below zero, which holds back the next requests until it refills or the charge refunds."""
         if key.token_budget is not None:
             await self.check_budget(key)
-        if not (key.rpm or key.tpm):
-            return []
-        headers: list[tuple[bytes, bytes]] = []
+        admission = Admission()
         if key.rpm:
-            headers += await self._take("requests", key.id, key.rpm, 1)
+            admission.headers += await self._take("requests", key.id, key.rpm, 1)
         if key.tpm:
-            headers += await self._take("tokens", key.id, key.tpm, 0)  # tokens are charged after the answer
-        return headers
+            admission.headers += await self._take("tokens", key.id, key.tpm, estimate)
+            admission.tpm = estimate
+        admission.budget = await self._reserve_budget(key, estimate)
+        return admission
+
+    async def reserve(self, key: KeyInfo, estimate: int) -> Admission:
+        """The budget part of admission, for a call a capability makes on the key's behalf."""
+        await self.check_budget(key)
+        return Admission(budget=await self._reserve_budget(key, estimate))
+
+    async def _reserve_budget(self, key: KeyInfo, estimate: int) -> int:
+        if key.token_budget is None or not estimate or key.id == ADMIN_KEY_ID:
+            return 0
+        await self.store.add_spent(key.id, estimate)
+        return estimate
 
     async def check_budget(self, key: KeyInfo) -> None:
         if key.token_budget is not None and await self.store.spent(key.id) >= key.token_budget:
@@ -127,9 +154,9 @@ class Meter:
                 (f"x-ratelimit-reset-{kind}".encode(), _reset((limit - level) * 60 / limit).encode())]
 
     async def charge(self, record: dict, key: KeyInfo | None, entry: ModelEntry | None, usage: Usage | None,
-                     t0: float) -> None:
+                     t0: float, admission: Admission | None = None) -> None:
         """Complete ``record`` (tokens, cost, latency since ``t0``) and queue it; count the tokens against
-        the key's budget and tokens-per-minute limit."""
+        the key's budget and tokens-per-minute limit, less what ``admission`` reserved for them."""
         total = 0
         if usage is not None:
             record["prompt_tokens"], record["completion_tokens"] = usage.prompt_tokens, usage.completion_tokens
@@ -139,11 +166,18 @@ class Meter:
         record["latency_ms"] = (time.perf_counter() - t0) * 1000
         record["created_at"] = datetime.now(timezone.utc)
         self.usage.record(record)  # first: the record is kept whatever happens to the limit store
-        if total and key is not None and key.id != ADMIN_KEY_ID:
-            if key.token_budget is not None:
-                await self.store.add_spent(key.id, total)
-            if key.tpm:
-                await self.store.charge("tokens:" + key.id, key.tpm, key.tpm / 60, total)
+        await self.settle(key, total, admission)
+
+    async def settle(self, key: KeyInfo | None, total: int, admission: Admission | None) -> None:
+        """Count ``total`` tokens against the key's budget and bucket, less what ``admission`` reserved
+        (0 for a call abandoned before it was charged: its reservation is given back)."""
+        if key is None or key.id == ADMIN_KEY_ID:
+            return
+        admission = admission or Admission()
+        if key.token_budget is not None and total != admission.budget:
+            await self.store.add_spent(key.id, total - admission.budget)
+        if key.tpm and total != admission.tpm:
+            await self.store.charge("tokens:" + key.id, key.tpm, key.tpm / 60, total - admission.tpm)
 
     async def load_spent(self, db: str) -> None:
         """Seed the budgets' running totals from the keys' recorded usage; a total the store already has

@@ -220,3 +220,30 @@ async def test_gemma_completion(provider: LlamaCppProvider, tmp_path_factory: py
     with pytest.raises(Unsupported) as err:
         await provider.call("completion", gemma, {"model": "gemma", "prompt": "a", "suffix": "b"}, stream=False)
     assert err.value.param == "suffix"
+
+
+async def test_another_keys_request_is_served_within_a_slice_of_a_long_choice(provider: LlamaCppProvider) -> None:
+    """While key B waits, key A's long choice yields after a slice and resumes where it left off: B is done
+    long before A, and A still produces its whole answer."""
+    from temper.models.fair import REQUESTER
+
+    story = [{"role": "user", "content": "Write a long story about a lighthouse keeper."}]
+    alone = (await chat(provider, messages=story, max_tokens=150, temperature=0)).data["choices"][0]
+    done: list[str] = []
+
+    async def ask(who: str, **req: object) -> Reply:
+        REQUESTER.set(who)
+        reply = await chat(provider, **req)
+        done.append(who)
+        return reply
+
+    greedy = asyncio.create_task(ask("key-a", messages=story, max_tokens=150, temperature=0))
+    await asyncio.sleep(0.3)  # A is decoding
+    polite = asyncio.create_task(ask("key-b", max_tokens=3, temperature=0))
+    sliced = (await greedy).data["choices"][0]
+    await polite
+    assert done == ["key-b", "key-a"]
+    assert sliced["finish_reason"] == alone["finish_reason"]
+    # the first slice is decoded exactly as alone; the rest continues from the same text
+    assert sliced["message"]["content"][:60] == alone["message"]["content"][:60]
+    assert len(sliced["message"]["content"]) > 200

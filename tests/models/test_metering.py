@@ -19,7 +19,7 @@ async def test_meter_raises_the_right_errors_and_counts_the_budget(tmp_path: Pat
     migrate(db)
     key, _ = create_key(db, rpm=1, token_budget=10)
     meter = Meter(UsageWriter(db), MemoryLimitStore())
-    headers = dict(await meter.admit(key))
+    headers = dict((await meter.admit(key)).headers)
     assert headers[b"x-ratelimit-limit-requests"] == b"1"
     with pytest.raises(RateLimited) as e:
         await meter.admit(key)
@@ -45,6 +45,29 @@ async def test_a_budget_catches_up_with_tokens_other_processes_recorded(tmp_path
     await server.catch_up(db)
     with pytest.raises(QuotaExceeded):
         await server.check_budget(key)
+
+
+async def test_admission_reserves_estimated_tokens_and_the_charge_settles_them(tmp_path: Path) -> None:
+    """Concurrent requests see each other's reservations before any answer is counted; the charge replaces
+    the estimate by the real count, and a call abandoned before its charge gives its reservation back."""
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    migrate(db)
+    key, _ = create_key(db, tpm=600, token_budget=1000)
+    meter = Meter(UsageWriter(db), MemoryLimitStore())
+    first = await meter.admit(key, 700)  # in flight: 700 of the bucket's 600 and the budget's 1000 reserved
+    assert first.budget == first.tpm == 700 and await meter.store.spent(key.id) == 700
+    with pytest.raises(RateLimited):
+        await meter.admit(key, 10)  # the bucket is below zero while the first request runs
+    await meter.charge(usage_row("req_1", key.workspace_id, key.id, "chat", "m"), key, None, Usage(40, 60), 0.0,
+                       first)
+    assert await meter.store.spent(key.id) == 100  # settled: the real 100 tokens, not the 700 estimated
+    second = await meter.admit(key, 300)  # the refund refilled the bucket
+    await meter.settle(key, 0, second)  # abandoned
+    assert await meter.store.spent(key.id) == 100
+    reserved = await meter.reserve(key, 950)  # a capability's call: the budget part only
+    assert reserved.tpm == 0 and await meter.store.spent(key.id) == 1050
+    with pytest.raises(QuotaExceeded):
+        await meter.admit(key, 1)  # the reservation counts against the budget at once
 
 
 def _row(key_id: str, n: int) -> dict:

