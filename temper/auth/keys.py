@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from temper.errors import Conflict, InvalidRequest, NotFound
 from temper.ids import new_id
 from temper.store.db import bump_revision, session
-from temper.store.tables import DEFAULT_WORKSPACE, ApiKey, ConsoleSession, as_utc, utcnow
+from temper.store.tables import DEFAULT_WORKSPACE, ApiKey, ConsoleSession, Workspace, as_utc, utcnow
 
 KEY_PREFIX = "sk-temper-"
 ADMIN_KEY_ID = "key_admin"
@@ -84,6 +84,9 @@ def create_key(db: str, *, name: str = "", workspace_id: str = DEFAULT_WORKSPACE
             raise InvalidRequest("expires_at must be in the future", param="expires_at")
     plain = secret or KEY_PREFIX + secrets.token_urlsafe(32)
     with session(db) as s:
+        if s.get(Workspace, workspace_id) is None:
+            raise InvalidRequest(f"There is no workspace {workspace_id!r}.", param="workspace_id",
+                                 code="workspace_not_found")
         if s.scalar(select(ApiKey.id).where(ApiKey.key_hash == hash_key(plain))) is not None:
             raise Conflict("that key already exists", param="key")
     row = ApiKey(id=new_id("key"), workspace_id=workspace_id, name=name, key_hash=hash_key(plain),
