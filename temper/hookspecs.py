@@ -30,7 +30,9 @@ def register_models(settings: Settings) -> list[ModelEntry]:  # type: ignore[emp
 def mask_trace_payload(text: str) -> str | None:  # type: ignore[empty-body]
     """Return ``text`` with personal data masked before a span input/output is stored or exported.
 
-    The first plugin that returns a string wins; it replaces the built-in masking (TEMPER_TRACE_MASK_PII).
+    The first plugin that returns a string wins; it replaces the built-in detectors wherever masking applies
+    (TEMPER_TRACE_MASK_PII and each workspace's choice; traces read by non-admins). It should not raise: a text
+    it fails on is withheld.
     """
 
 

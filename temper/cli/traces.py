@@ -1,4 +1,4 @@
-"""``temper traces list|show|export`` and ``temper stats``."""
+"""``temper traces list|show|export|masking`` and ``temper stats``."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,7 +11,9 @@ from rich.tree import Tree
 from temper.cli.common import clean_errors, console, ready, table
 from temper.errors import InvalidRequest
 from temper.ops.analytics import stats as compute_stats
+from temper.ops.trace_masking import get_masking, set_masking
 from temper.ops.traces import TraceFilter, count_traces, export_traces, get_trace, list_traces, now_us
+from temper.store.tables import DEFAULT_WORKSPACE
 
 app = typer.Typer(no_args_is_help=True)
 BAR = 24
@@ -108,6 +110,25 @@ def export(out: Path = typer.Option(..., "--out", "-o", help="JSONL file to writ
             n += 1
             bar.advance(task)
     console.print(f"wrote {n} traces to {out}")
+
+
+@app.command()
+@clean_errors
+def masking(mask: bool = typer.Option(None, "--on/--off", help="Store traces with personal data masked, or "
+                                      "verbatim (members still read them masked)."),
+            server_default: bool = typer.Option(False, "--server-default",
+                                                help="Follow TEMPER_TRACE_MASK_PII again."),
+            workspace: str = typer.Option(DEFAULT_WORKSPACE, help="The workspace.")) -> None:
+    """Show or choose whether a workspace's traces are stored with personal data masked."""
+    if mask is not None and server_default:
+        raise InvalidRequest("Give --on, --off or --server-default, not two of them.")
+    s = ready()
+    if mask is not None or server_default:
+        state = set_masking(s.db_url, workspace, mask, s.trace_mask_pii)
+    else:
+        state = get_masking(s.db_url, workspace, s.trace_mask_pii)
+    source = "server default" if state["mask_pii_workspace"] is None else "workspace's choice"
+    console.print(f"{workspace}: traces stored {'masked' if state['mask_pii'] else 'verbatim'} ({source})")
 
 
 @clean_errors

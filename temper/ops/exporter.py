@@ -16,10 +16,9 @@ from typing import Protocol
 import pluggy
 
 from temper.config import Settings
-from temper.ops.payloads import Masker
-from temper.ops.payloads import mask_pii as pii_regexes
 from temper.ops.sampling import Sampler
 from temper.ops.span_store import SpanStoreSink
+from temper.ops.trace_masking import masker_for
 from temper.ops.tracing import Finished
 
 log = logging.getLogger("temper.tracing")
@@ -128,32 +127,25 @@ class SpanExporter:
                 "sinks": [s.name for s in self.sinks]}
 
 
-def masker_for(mask_pii: bool, pm: pluggy.PluginManager | None) -> Masker | None:
-    """A plugin's ``mask_trace_payload`` if one is installed, else the built-in regexes when enabled."""
-    if pm is not None and pm.hook.mask_trace_payload.get_hookimpls():
-        hook = pm.hook.mask_trace_payload
-        return lambda text: hook(text=text) or text
-    return pii_regexes if mask_pii else None
-
-
 def from_settings(settings: Settings, pm: pluggy.PluginManager | None = None) -> SpanExporter:
     """The span store (through its writer process, by default), plus an OTLP endpoint when
-    ``TEMPER_OTLP_ENDPOINT`` is set."""
-    masker = masker_for(settings.trace_mask_pii, pm)
+    ``TEMPER_OTLP_ENDPOINT`` is set. Personal data is masked in the store as each workspace chooses
+    (default: TEMPER_TRACE_MASK_PII), and in OTLP payloads as the server's setting says."""
+    masker = masker_for(pm)
     store: Sink
     if settings.trace_writer == "process":
         from temper.ops.span_writer import WriterProcess
 
         store = WriterProcess(settings.db_url, settings.trace_payload_chars, settings.trace_mask_pii)
     else:
-        store = SpanStoreSink(settings.db_url, settings.trace_payload_chars, masker)
+        store = SpanStoreSink(settings.db_url, settings.trace_payload_chars, masker, settings.trace_mask_pii)
     sinks: list[Sink] = [store]
     if settings.otlp_endpoint:
         from temper.ops.otlp import OtlpSink, parse_headers  # the SDK loads only when export is on
 
         sinks.append(OtlpSink(settings.otlp_endpoint, parse_headers(settings.otlp_headers),
                               payloads=settings.otlp_payloads, payload_chars=settings.trace_payload_chars,
-                              masker=masker))
+                              masker=masker if settings.trace_mask_pii else None))
     sampler = Sampler(settings.trace_sample_rate) if settings.trace_sample_rate < 1 else None
     return SpanExporter(sinks, max_queue=settings.trace_queue_size, interval_s=settings.trace_flush_s,
                         sampler=sampler)

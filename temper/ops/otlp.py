@@ -15,7 +15,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from temper import __version__
-from temper.ops.payloads import Masker, cap, to_text
+from temper.ops.payloads import Masker, stored
 from temper.ops.tracing import Finished, as_dict
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
@@ -55,9 +55,9 @@ class OtlpSink:
         attrs["temper.workspace_id"] = workspace_id
         if self.payloads:
             for field, value in (("temper.input", input), ("temper.output", output)):
-                text = to_text(value)
+                text = stored(value, self.payload_chars, self.masker)
                 if text is not None:
-                    attrs[field] = cap(self.masker(text) if self.masker else text, self.payload_chars) or ""
+                    attrs[field] = text
         parent = SpanContext(trace_id, parent_id, is_remote=root_id is None, trace_flags=_SAMPLED) \
             if parent_id else None
         return ReadableSpan(name, context=SpanContext(trace_id, span_id, is_remote=False, trace_flags=_SAMPLED),

@@ -11,24 +11,10 @@ from typing import Any
 
 import orjson
 
-Masker = Callable[[str], str]
+from temper.ops.pii import Masker
+
 PREVIEW_CHARS = 300
-
-# Common personal data in Chinese and English text. A plugin can replace or extend this (hook
-# ``mask_trace_payload``); the regexes are a floor, not a guarantee.
-_PII = [
-    (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "<email>"),
-    (re.compile(r"(?<!\d)\d{17}[\dXx](?!\d)"), "<id-number>"),  # PRC resident identity card
-    (re.compile(r"(?<!\d)(?:\d[ -]?){13,19}(?!\d)"), "<card-number>"),
-    (re.compile(r"(?<!\d)(?:\+?86[ -]?)?1[3-9]\d{9}(?!\d)"), "<phone>"),  # mainland mobile
-    (re.compile(r"(?<![\w])\+?\d{1,3}?[ .-]?\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4}(?!\d)"), "<phone>"),
-]
-
-
-def mask_pii(text: str) -> str:
-    for pattern, repl in _PII:
-        text = pattern.sub(repl, text)
-    return text
+MASK_MARGIN = 256  # characters past a cut that masking still reads, so that an address or number across it is found
 
 
 def to_text(value: Any) -> str | None:
@@ -54,13 +40,13 @@ def cap(text: str | None, limit: int) -> str | None:
 
 
 def stored(value: Any, limit: int, masker: Masker | None) -> str | None:
-    """What a span's input/output becomes in the store."""
+    """What a span's input/output becomes in the store: masked (only as far as it is kept), then capped."""
     text = to_text(value)
-    if text is None:
-        return None
-    if masker is not None:
-        text = masker(text)
-    return cap(text, limit)
+    if text is None or masker is None:
+        return cap(text, limit)
+    if len(text) <= limit:
+        return masker(text)
+    return f"{masker(text[:limit + MASK_MARGIN])[:limit]}… [{len(text) - limit} more characters]"
 
 
 def _json(value: Any) -> Any:

@@ -5,6 +5,9 @@ This runs for every gateway call in the server's process, so its CPU counts agai
 throughput (docs/performance.md): rows go in as tuples through one prepared ``executemany`` per table and
 batch, with no ORM objects; a gateway call (the root and its upstream attempts) is one row; and the readable
 text of a request and its answer is derived when a trace is read, unless the stored body was capped.
+
+Inputs, outputs and error messages are masked (personal data, ``pii.py``) as each span's workspace chooses,
+read once per batch; by default as ``mask_by_default`` says (the server's TEMPER_TRACE_MASK_PII).
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import orjson
 from sqlalchemy import Connection, Engine, Table
 
 from temper.ops.payloads import Masker, parsed, readable_input, readable_output, stored
+from temper.ops.trace_masking import workspace_choices
 from temper.ops.tracing import (APP_ID, COST, INPUT_TOKENS, KEY_ID, OUTPUT_TOKENS, REQUEST_MODEL,
                                  RESPONSE_MODEL, TTFT_MS, Finished, as_dict)
 from temper.store.db import get_engine
@@ -85,19 +89,31 @@ def _dumps(value: dict[str, Any] | list[dict[str, Any]]) -> str:
 class SpanStoreSink:
     name = "store"
 
-    def __init__(self, db: str, payload_chars: int = 8000, masker: Masker | None = None) -> None:
+    def __init__(self, db: str, payload_chars: int = 8000, masker: Masker | None = None,
+                 mask_by_default: bool = True) -> None:
+        """``masker``: how personal data is masked (None: never); ``mask_by_default``: whether it is in a
+        workspace that has not chosen."""
         self.engine = get_engine(db)
         self.payload_chars = payload_chars
         self.masker = masker
+        self.mask_by_default = mask_by_default
         self._spans = _Insert(self.engine, SpanRow.__table__, SPAN_COLUMNS, False)  # type: ignore[arg-type]
         self._traces = _Insert(self.engine, TraceRow.__table__, TRACE_COLUMNS, True)  # type: ignore[arg-type]
         # root span id -> [spans, input tokens, output tokens, cost] below it so far: children end (and are
         # exported) before their root, in this batch or an earlier one
         self._below: dict[int, list] = {}
 
+    def _maskers(self) -> dict[str, Masker | None]:
+        """Workspace id → its masker, for the workspaces that chose (the others mask as ``mask_by_default``)."""
+        masker = self.masker
+        if masker is None:
+            return {}
+        return {ws: masker if mask else None for ws, mask in workspace_choices(self.engine).items()}
+
     def export(self, spans: Sequence[Finished]) -> None:
         """Store finished spans in one transaction."""
-        limit, masker, below = self.payload_chars, self.masker, self._below
+        limit, below = self.payload_chars, self._below
+        default, maskers = self.masker if self.mask_by_default else None, self._maskers()
         inline: dict[int, list[dict[str, Any]]] = {s[1]: [] for s in spans if s[3] is None}
         span_rows: list[tuple] = []
         trace_rows: list[tuple] = []
@@ -106,6 +122,9 @@ class SpanStoreSink:
              attrs, input, output) = s
             if root_id is None:
                 continue
+            masker = maskers.get(workspace_id, default)
+            if masker is not None and error:
+                error = masker(error)
             attrs = as_dict(attrs)
             totals = below.get(root_id)
             if totals is None:
@@ -134,7 +153,8 @@ class SpanStoreSink:
                 stored(input, limit, masker), stored(output, limit, masker)))
         for s in spans:
             if s[3] is None:
-                trace_rows.append(self._trace_row(s, inline[s[1]], below.pop(s[1], None)))
+                trace_rows.append(self._trace_row(s, inline[s[1]], below.pop(s[1], None),
+                                                  maskers.get(s[4], default)))
         if len(below) > OPEN_TRACES_LIMIT:  # spans whose root never came (it was dropped, or still runs)
             for root_id in list(islice(below, len(below) - OPEN_TRACES_LIMIT)):
                 del below[root_id]
@@ -142,7 +162,8 @@ class SpanStoreSink:
             self._traces.run(conn, trace_rows)
             self._spans.run(conn, span_rows)
 
-    def _trace_row(self, s: Finished, children: list[dict[str, Any]], below: list | None) -> tuple:
+    def _trace_row(self, s: Finished, children: list[dict[str, Any]], below: list | None,
+                   masker: Masker | None) -> tuple:
         """A root span's row; ``below``: [spans, input tokens, output tokens, cost] of its descendants."""
         (trace_id, span_id, parent_id, _, workspace_id, name, kind, start_ns, end_ns, status, error, attrs, input,
          output) = s
@@ -151,7 +172,9 @@ class SpanStoreSink:
         raw_in, raw_out = parsed(input), parsed(output)
         if isinstance(raw_out, list):  # a relayed stream: keep the answer, not every SSE frame
             raw_out = readable_output(raw_out)
-        stored_in, stored_out, read_in, read_out = self._payloads(raw_in, raw_out)
+        stored_in, stored_out, read_in, read_out = self._payloads(raw_in, raw_out, masker)
+        if masker is not None and error:
+            error = masker(error)
         return (
             f"{trace_id:032x}", f"{span_id:016x}", f"{parent_id:016x}" if parent_id else None, workspace_id,
             name[:200], kind, start_ns // 1000, (end_ns - start_ns) / 1e6, status, error, attrs.get(APP_ID),
@@ -160,9 +183,10 @@ class SpanStoreSink:
             attrs.get(COST, cost) or 0.0, attrs.get(TTFT_MS), count + 1, _dumps(attrs),
             read_in, read_out, stored_in, stored_out, _dumps(children) if children else None)
 
-    def _payloads(self, raw_in: Any, raw_out: Any) -> tuple[str | None, str | None, str | None, str | None]:
+    def _payloads(self, raw_in: Any, raw_out: Any,
+                  masker: Masker | None) -> tuple[str | None, str | None, str | None, str | None]:
         """The stored bodies, and the readable text only where a reader could not derive it from them."""
-        limit, masker = self.payload_chars, self.masker
+        limit = self.payload_chars
         body_in, body_out = stored(raw_in, limit, masker), stored(raw_out, limit, masker)
         # a capped body is longer than ``limit`` (cap() appends how much was cut)
         read_in = stored(readable_input(raw_in), limit, masker) if body_in and len(body_in) > limit else None

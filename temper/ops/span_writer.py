@@ -67,6 +67,7 @@ class WriterProcess:
     name = "store"
 
     def __init__(self, db: str, payload_chars: int, mask_pii: bool) -> None:
+        """``mask_pii``: whether a workspace that has not chosen gets its spans masked (``SpanStoreSink``)."""
         self.config = _frame({"db": db, "payload_chars": payload_chars, "mask_pii": mask_pii})
         self.proc: subprocess.Popen | None = None
         self.lock = threading.Lock()  # the exporter thread, and close() on shutdown
@@ -134,17 +135,17 @@ def _read(stream: IO[bytes]) -> object:
     return pickle.loads(data) if len(data) == size else None
 
 
-def _masker(mask_pii: bool) -> Masker | None:
-    """The server's masking rule (``exporter.masker_for``), with only the plugins loaded (they may mask)."""
+def _masker() -> Masker:
+    """The server's masker (``trace_masking.masker_for``), with only the plugins loaded (they may mask)."""
     import pluggy
 
     from temper import hookspecs
-    from temper.ops.exporter import masker_for
+    from temper.ops.trace_masking import masker_for
 
     pm = pluggy.PluginManager("temper")
     pm.add_hookspecs(hookspecs)
     pm.load_setuptools_entrypoints("temper")
-    return masker_for(mask_pii, pm)
+    return masker_for(pm)
 
 
 def main() -> int:
@@ -156,7 +157,7 @@ def main() -> int:
     config = _read(stdin)
     if not isinstance(config, dict):
         return 0
-    sink = SpanStoreSink(config["db"], config["payload_chars"], _masker(config["mask_pii"]))
+    sink = SpanStoreSink(config["db"], config["payload_chars"], _masker(), config["mask_pii"])
     while (batch := _read(stdin)) is not None:
         try:
             sink.export(batch)

@@ -1,4 +1,8 @@
-"""Reading the span store: list and search traces, one trace as a tree, JSONL export, retention."""
+"""Reading the span store: list and search traces, one trace as a tree, JSONL export, retention.
+
+A reader that may not see personal data passes a ``masker``: the text it gets (inputs, outputs, errors) is
+masked however it was stored.
+"""
 from __future__ import annotations
 
 import time
@@ -15,7 +19,8 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from temper.errors import InvalidRequest, NotFound
-from temper.ops.payloads import readable_input, readable_output
+from temper.ops.payloads import MASK_MARGIN, readable_input, readable_output
+from temper.ops.pii import Masker
 from temper.ops.scores import score_dict
 from temper.store.db import get_engine, session
 from temper.store.tables import AnnotationItem, ScoreRow, SpanRow, TraceRow, iso_utc
@@ -104,8 +109,15 @@ def iso(us: int) -> str:
     return iso_utc(datetime.fromtimestamp(us / 1e6, timezone.utc))
 
 
-def _preview(text: str | None) -> str | None:
-    return text if text is None or len(text) <= PREVIEW else text[:PREVIEW] + "…"
+def _preview(text: str | None, masker: Masker | None = None) -> str | None:
+    if text is None:
+        return None
+    shown = text if masker is None else masker(text[:PREVIEW + MASK_MARGIN])
+    return shown if len(text) <= PREVIEW else shown[:PREVIEW] + "…"
+
+
+def _masked(text: str | None, masker: Masker | None) -> str | None:
+    return text if masker is None or not text else masker(text)
 
 
 def readable(r: TraceRow) -> tuple[str | None, str | None]:
@@ -114,13 +126,15 @@ def readable(r: TraceRow) -> tuple[str | None, str | None]:
             r.output if r.output is not None else readable_output(r.raw_output))
 
 
-def trace_dict(r: TraceRow, *, full: bool = False) -> dict[str, Any]:
+def trace_dict(r: TraceRow, *, full: bool = False, masker: Masker | None = None) -> dict[str, Any]:
     text_in, text_out = readable(r)
     out = {"id": r.trace_id, "object": "trace", "name": r.name, "kind": r.kind, "workspace_id": r.workspace_id,
-           "start": iso(r.start_us), "duration_ms": round(r.duration_ms, 3), "status": r.status, "error": r.error,
-           "app_id": r.app_id, "model": r.model, "key_id": r.key_id, "input_tokens": r.input_tokens,
-           "output_tokens": r.output_tokens, "cost": r.cost, "ttft_ms": r.ttft_ms, "span_count": r.span_count,
-           "input": text_in if full else _preview(text_in), "output": text_out if full else _preview(text_out)}
+           "start": iso(r.start_us), "duration_ms": round(r.duration_ms, 3), "status": r.status,
+           "error": _masked(r.error, masker), "app_id": r.app_id, "model": r.model, "key_id": r.key_id,
+           "input_tokens": r.input_tokens, "output_tokens": r.output_tokens, "cost": r.cost, "ttft_ms": r.ttft_ms,
+           "span_count": r.span_count,
+           "input": _masked(text_in, masker) if full else _preview(text_in, masker),
+           "output": _masked(text_out, masker) if full else _preview(text_out, masker)}
     if full:
         out["attributes"] = r.attributes
     return out
@@ -135,7 +149,8 @@ def _cursor(cursor: str | None) -> tuple[int, str] | None:
     return int(start), trace_id
 
 
-def list_traces(db: str, f: TraceFilter, *, limit: int = 50, cursor: str | None = None) -> tuple[list[dict], str | None]:
+def list_traces(db: str, f: TraceFilter, *, limit: int = 50, cursor: str | None = None,
+                masker: Masker | None = None) -> tuple[list[dict], str | None]:
     """Newest first. Returns the page and the cursor of the next one (None at the end)."""
     stmt = f.apply(select(TraceRow))
     after = _cursor(cursor)
@@ -148,7 +163,7 @@ def list_traces(db: str, f: TraceFilter, *, limit: int = 50, cursor: str | None 
     more = len(rows) > limit
     rows = rows[:limit]
     nxt = f"{rows[-1].start_us}_{rows[-1].trace_id}" if more and rows else None
-    return [trace_dict(r) for r in rows], nxt
+    return [trace_dict(r, masker=masker) for r in rows], nxt
 
 
 def _child(r: SpanRow) -> dict[str, Any]:
@@ -158,11 +173,12 @@ def _child(r: SpanRow) -> dict[str, Any]:
             "input": r.input, "output": r.output}
 
 
-def _span_dict(c: dict[str, Any], t0: int, depth: int) -> dict[str, Any]:
+def _span_dict(c: dict[str, Any], t0: int, depth: int, masker: Masker | None) -> dict[str, Any]:
     return {"id": c["id"], "parent_id": c["parent_id"], "name": c["name"], "kind": c["kind"],
             "start": iso(c["start_us"]), "offset_ms": round((c["start_us"] - t0) / 1000, 3),
-            "duration_ms": round(c["duration_ms"], 3), "status": c["status"], "error": c.get("error"),
-            "attributes": c["attributes"], "input": c.get("input"), "output": c.get("output"), "depth": depth}
+            "duration_ms": round(c["duration_ms"], 3), "status": c["status"], "error": _masked(c.get("error"), masker),
+            "attributes": c["attributes"], "input": _masked(c.get("input"), masker),
+            "output": _masked(c.get("output"), masker), "depth": depth}
 
 
 def trace_children(s: Session, root: TraceRow) -> list[dict[str, Any]]:
@@ -171,7 +187,8 @@ def trace_children(s: Session, root: TraceRow) -> list[dict[str, Any]]:
     return sorted([*(root.spans or ()), *(_child(r) for r in rows)], key=lambda c: c["start_us"])
 
 
-def get_trace(db: str, trace_id: str, workspace_id: str | None = None) -> dict[str, Any]:
+def get_trace(db: str, trace_id: str, workspace_id: str | None = None, *,
+              masker: Masker | None = None) -> dict[str, Any]:
     """The trace with its spans in depth-first order (each with ``depth`` and ``offset_ms``) and its scores."""
     with session(db) as s:
         root = s.get(TraceRow, trace_id)
@@ -188,22 +205,23 @@ def get_trace(db: str, trace_id: str, workspace_id: str | None = None) -> dict[s
     spans = [_span_dict({"id": root.span_id, "parent_id": None, "name": root.name, "kind": root.kind,
                          "start_us": t0, "duration_ms": root.duration_ms, "status": root.status,
                          "error": root.error, "attributes": root.attributes, "input": root.raw_input,
-                         "output": root.raw_output}, t0, 0)]
+                         "output": root.raw_output}, t0, 0, masker)]
     stack = [(c, 1) for c in reversed(by_parent.get(root.span_id, []))]
     while stack:
         c, depth = stack.pop()
-        spans.append(_span_dict(c, t0, depth))
+        spans.append(_span_dict(c, t0, depth, masker))
         stack.extend((k, depth + 1) for k in reversed(by_parent.get(c["id"], [])))
-    return trace_dict(root, full=True) | {"spans": spans, "scores": [score_dict(x) for x in scores]}
+    return trace_dict(root, full=True, masker=masker) | {"spans": spans, "scores": [score_dict(x) for x in scores]}
 
 
-def export_traces(db: str, f: TraceFilter, *, spans: bool = True, batch: int = 200) -> Iterator[bytes]:
+def export_traces(db: str, f: TraceFilter, *, spans: bool = True, batch: int = 200,
+                  masker: Masker | None = None) -> Iterator[bytes]:
     """JSONL, one trace per line (newest first), with its spans and scores when ``spans``."""
     cursor: str | None = None
     while True:
-        page, cursor = list_traces(db, f, limit=batch, cursor=cursor)
+        page, cursor = list_traces(db, f, limit=batch, cursor=cursor, masker=None if spans else masker)
         for t in page:
-            yield orjson.dumps(get_trace(db, t["id"]) if spans else t) + b"\n"
+            yield orjson.dumps(get_trace(db, t["id"], masker=masker) if spans else t) + b"\n"
         if cursor is None:
             return
 

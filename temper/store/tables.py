@@ -39,10 +39,14 @@ class Base(DeclarativeBase):
 
 
 class Workspace(Base):
+    """``trace_mask_pii``: whether traces are stored with personal data masked; None follows the server's
+    TEMPER_TRACE_MASK_PII."""
+
     __tablename__ = "workspaces"
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    trace_mask_pii: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
 
 
 class ModelRow(Base):

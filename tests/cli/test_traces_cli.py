@@ -88,3 +88,14 @@ def test_stats_per_model(traces: list[str]) -> None:
     assert small.split("│")[2].strip() == "2" and small.split("│")[3].strip() == "0"
     assert big.split("│")[3].strip() == "1" and "100.0" in big
     assert "30/10" in small  # 10 + 20 input tokens, 5 + 5 output
+
+
+def test_masking_shows_and_sets_the_workspace_choice(traces: list[str]) -> None:
+    assert "ws_default: traces stored masked (server default)" in run("traces", "masking")
+    assert "ws_default: traces stored verbatim (workspace's choice)" in run("traces", "masking", "--off")
+    assert "stored verbatim (workspace's choice)" in run("traces", "masking")
+    assert "stored masked (workspace's choice)" in run("traces", "masking", "--on")
+    assert "stored masked (server default)" in run("traces", "masking", "--server-default")
+    for args in (["--off", "--server-default"], ["--workspace", "ws_nowhere"]):
+        r = CliRunner().invoke(app, ["traces", "masking", *args])
+        assert r.exit_code == 1, r.output

@@ -20,7 +20,7 @@ from temper.ops import tracing
 from temper.ops.analytics import stats
 from temper.ops.exporter import SpanExporter
 from temper.ops.otlp import OtlpSink
-from temper.ops.payloads import mask_pii
+from temper.ops.pii import mask_pii
 from temper.ops.scores import add_score
 from temper.ops.span_store import SpanStoreSink
 from temper.ops.span_writer import WriterProcess

@@ -1,7 +1,8 @@
 """Management API: traces (list, search, one as a tree, JSONL export), analytics and scores.
 
 Admins see every trace of their workspace; a member (a non-admin key or its console session) sees only the
-traces made with its own key, like usage.
+traces made with its own key, like usage, and always with personal data masked, even where the workspace
+stores traces verbatim (``PUT /api/v1/traces/settings``, admins only).
 """
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from pydantic import BaseModel, Field
 from temper.auth.keys import KeyInfo, list_keys
 from temper.errors import InvalidRequest, NotFound
 from temper.ops.analytics import stats
+from temper.ops.pii import Masker
 from temper.ops.scores import add_score, delete_score, list_scores
+from temper.ops.trace_masking import get_masking, masker_for, set_masking
 from temper.ops.traces import TraceFilter, export_traces, get_trace, list_traces, now_us
 from temper.server.api.deps import MAX_HOURS, admin, caller, own_key, runtime
 from temper.server.runtime import Runtime
@@ -49,16 +52,21 @@ def _fresh(rt: Runtime) -> None:
         rt.spans.flush(timeout_s=2.0)
 
 
+def _masker(rt: Runtime, key: KeyInfo) -> Masker | None:
+    """How a caller reads trace text: as stored for admins, masked for everyone else."""
+    return None if key.is_admin else masker_for(rt.pm)
+
+
 def _key_names(rt: Runtime) -> dict[str, str]:
     return {k.id: k.name for k in list_keys(rt.db)} | {rt.auth.admin.id: rt.auth.admin.name}
 
 
 @router.get("/api/v1/traces")
-def traces(rt: Runtime = Depends(runtime), f: TraceFilter = Depends(trace_filter),
+def traces(rt: Runtime = Depends(runtime), f: TraceFilter = Depends(trace_filter), key: KeyInfo = Depends(caller),
            limit: int = Query(50, ge=1, le=200), cursor: str | None = None) -> dict[str, Any]:
     """Newest first; pass ``next_cursor`` as ``cursor`` for the next page."""
     _fresh(rt)
-    data, nxt = list_traces(rt.db, f, limit=limit, cursor=cursor)
+    data, nxt = list_traces(rt.db, f, limit=limit, cursor=cursor, masker=_masker(rt, key))
     names = _key_names(rt)
     for t in data:
         t["key_name"] = names.get(t["key_id"])
@@ -82,11 +90,12 @@ def trace_stats(rt: Runtime = Depends(runtime), f: TraceFilter = Depends(trace_f
 
 
 @router.get("/api/v1/traces/export")
-def export(rt: Runtime = Depends(runtime), f: TraceFilter = Depends(trace_filter),
+def export(rt: Runtime = Depends(runtime), f: TraceFilter = Depends(trace_filter), key: KeyInfo = Depends(caller),
            spans: bool = True) -> StreamingResponse:
     """JSONL: one trace per line, newest first, with its spans and scores."""
     _fresh(rt)
-    return StreamingResponse(export_traces(rt.db, f, spans=spans), media_type="application/x-ndjson",
+    return StreamingResponse(export_traces(rt.db, f, spans=spans, masker=_masker(rt, key)),
+                             media_type="application/x-ndjson",
                              headers={"content-disposition": 'attachment; filename="traces.jsonl"'})
 
 
@@ -99,8 +108,27 @@ def exporter_stats(rt: Runtime = Depends(runtime), key: KeyInfo = Depends(caller
     return {"enabled": True, "otlp_endpoint": endpoint} | rt.spans.stats()
 
 
+class TraceSettings(BaseModel):
+    mask_pii: bool | None = Field(description="Store this workspace's traces with personal data masked (true) or "
+                                  "verbatim (false); null: as the server's TEMPER_TRACE_MASK_PII says.")
+
+
+@router.get("/api/v1/traces/settings")
+def trace_settings(rt: Runtime = Depends(runtime), key: KeyInfo = Depends(admin)) -> dict[str, Any]:
+    """Whether this workspace's traces are stored with personal data masked (``mask_pii``), by its own choice
+    (``mask_pii_workspace``) or the server's default."""
+    return get_masking(rt.db, key.workspace_id, rt.settings.trace_mask_pii)
+
+
+@router.put("/api/v1/traces/settings")
+def put_trace_settings(body: TraceSettings, rt: Runtime = Depends(runtime),
+                       key: KeyInfo = Depends(admin)) -> dict[str, Any]:
+    """Choose how this workspace's traces are stored from now on; members read them masked either way."""
+    return set_masking(rt.db, key.workspace_id, body.mask_pii, rt.settings.trace_mask_pii)
+
+
 def _visible(rt: Runtime, key: KeyInfo, trace_id: str) -> dict[str, Any]:
-    t = get_trace(rt.db, trace_id, key.workspace_id)
+    t = get_trace(rt.db, trace_id, key.workspace_id, masker=_masker(rt, key))
     if not key.is_admin and t["key_id"] != key.id:
         raise NotFound(f"No trace with id {trace_id!r}.", param="trace_id", code="trace_not_found")
     return t
