@@ -28,12 +28,19 @@ install-system:
 install-browser:
 	dpkg -s chromium fonts-noto-cjk >/dev/null 2>&1 || { $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends chromium fonts-noto-cjk; }
 
-# Refresh the vendored Chart.js from npm (development only; the file is committed).
+# Refresh the vendored Chart.js and Swagger UI (the /docs page) from npm (development only; the files are committed).
 CHARTJS := 4.6.1
+SWAGGER_UI := 5.36.0
+VENDOR := temper/server/console/static/vendor
 vendor:
 	cd /tmp && npm pack chart.js@$(CHARTJS) >/dev/null && tar xzf chart.js-$(CHARTJS).tgz package/dist/chart.umd.min.js package/LICENSE.md
-	cp /tmp/package/dist/chart.umd.min.js temper/server/console/static/vendor/chart.umd.min.js
-	cp /tmp/package/LICENSE.md temper/server/console/static/vendor/chart.js-LICENSE.md
+	cp /tmp/package/dist/chart.umd.min.js $(VENDOR)/chart.umd.min.js
+	cp /tmp/package/LICENSE.md $(VENDOR)/chart.js-LICENSE.md
+	cd /tmp && npm pack swagger-ui-dist@$(SWAGGER_UI) >/dev/null && tar xzf swagger-ui-dist-$(SWAGGER_UI).tgz package/swagger-ui-bundle.js \
+		package/swagger-ui-bundle.js.LICENSE.txt package/swagger-ui.css package/LICENSE package/NOTICE
+	cp /tmp/package/swagger-ui-bundle.js /tmp/package/swagger-ui-bundle.js.LICENSE.txt /tmp/package/swagger-ui.css $(VENDOR)/
+	cp /tmp/package/LICENSE $(VENDOR)/swagger-ui-LICENSE
+	cp /tmp/package/NOTICE $(VENDOR)/swagger-ui-NOTICE
 
 serve: install
 	$(BIN)/temper serve

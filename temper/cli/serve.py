@@ -7,6 +7,7 @@ import uvicorn
 from temper.cli.common import clean_errors, console
 from temper.config import get_settings
 from temper.server.app import create_app
+from temper.server.connections import guarded_protocol
 
 
 @clean_errors
@@ -24,5 +25,8 @@ def serve(host: str = typer.Option(None, help="Bind address (TEMPER_HOST, defaul
         console.print(f"Admin key: in {s.home_dir / 'admin_key'} (or TEMPER_ADMIN_KEY)", soft_wrap=True)
     console.print(f"Console:  [bold]{url}/[/bold]  (sign in with the admin key)", soft_wrap=True)
     console.print(f"API:      {url}/v1 (OpenAI base_url), management {url}/api/v1, data in {s.home_dir}", soft_wrap=True)
-    uvicorn.run(app, host=host, port=port, loop="uvloop", http="httptools", lifespan="on",
-                log_level=s.log_level, access_log=False, timeout_keep_alive=30)
+    http = guarded_protocol(s.header_timeout_s, s.body_timeout_s, s.max_connections)
+    proxies = s.trusted_proxy_list  # X-Forwarded-For is believed from these peers only (none by default)
+    uvicorn.run(app, host=host, port=port, loop="uvloop", http=http, lifespan="on", log_level=s.log_level,
+                access_log=False, timeout_keep_alive=30, proxy_headers=bool(proxies),
+                forwarded_allow_ips=proxies or None)

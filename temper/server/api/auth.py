@@ -1,6 +1,7 @@
 """Management API: console sign-in (a session cookie opened with a key), who am I, sign-out."""
 from __future__ import annotations
 
+import asyncio
 import math
 from datetime import timedelta
 from typing import Literal
@@ -47,7 +48,7 @@ def _identity(key: KeyInfo, sess: SessionInfo | None) -> dict:
             "expires_at": sess.expires_at.isoformat() if sess else None}
 
 
-def same_origin(request: Request) -> None:
+async def same_origin(request: Request) -> None:
     """Refuse sign-ins posted from another site's page (login CSRF)."""
     origin = request.headers.get("origin")
     if request.headers.get("sec-fetch-site") == "cross-site" or (
@@ -55,15 +56,19 @@ def same_origin(request: Request) -> None:
         raise PermissionDenied("Sign-in must come from the console's own page.", code="cross_origin")
 
 
-async def throttle(request: Request, rt: Runtime = Depends(runtime)) -> None:
-    """At most ``signin_attempts`` per client address per 5 minutes (across replicas when the limit store is
-    shared), so guessing passwords is slow."""
-    client = request.client.host if request.client else "?"
+async def _take(rt: Runtime, bucket: str) -> None:
+    """One of ``signin_attempts`` per 5 minutes from ``bucket`` (across replicas when the limit store is shared)."""
     per_5_min = rt.settings.signin_attempts
-    _, wait = await rt.meter.store.take(f"signin:{client}", per_5_min, per_5_min / 300, 1)
+    _, wait = await rt.meter.store.take(bucket, per_5_min, per_5_min / 300, 1)
     if wait:
         raise RateLimited(f"Too many sign-in attempts. Try again in {math.ceil(wait)} s.",
                           headers={"retry-after": str(math.ceil(wait))})
+
+
+async def throttle(request: Request, rt: Runtime = Depends(runtime)) -> None:
+    """Per client address, so guessing is slow. The address is the peer's, or what X-Forwarded-For says when
+    the peer is one of ``trusted_proxies`` (uvicorn's proxy headers, set up by ``temper serve``)."""
+    await _take(rt, f"signin:{request.client.host if request.client else '?'}")
 
 
 def _secure(request: Request, rt: Runtime) -> bool:
@@ -75,15 +80,19 @@ def _secure(request: Request, rt: Runtime) -> bool:
 
 @router.post("/session", response_model=Identity, status_code=201,
              dependencies=[Depends(same_origin), Depends(throttle)])
-def sign_in(body: SignIn, request: Request, response: Response, rt: Runtime = Depends(runtime)) -> dict:
+async def sign_in(body: SignIn, request: Request, response: Response, rt: Runtime = Depends(runtime)) -> dict:
+    """Open a console session with a key, or a username and a password. Attempts are limited per client address
+    and per username (429 with retry-after); when too many password checks are already waiting, 503 with
+    retry-after. Passwords are checked on threads of their own, apart from other requests."""
     if body.key and not (body.username or body.password):
         key = rt.auth.authenticate(b"Bearer " + body.key.strip().encode("utf-8", "replace"))
     elif body.username and body.password and not body.key:
-        key = verify_user(rt.db, body.username, body.password)
+        await _take(rt, f"signin-user:{body.username.strip().lower()}")
+        key = await rt.passwords.run(verify_user, rt.db, body.username, body.password)
     else:
         raise InvalidRequest("Send either a key, or a username and a password.", param="key")
     ttl = timedelta(hours=rt.settings.session_ttl_h)
-    sess, token = create_session(rt.db, key, ttl, request.headers.get("user-agent", ""))
+    sess, token = await asyncio.to_thread(create_session, rt.db, key, ttl, request.headers.get("user-agent", ""))
     response.set_cookie(SESSION_COOKIE, token, max_age=int(ttl.total_seconds()), path="/", httponly=True,
                         samesite="strict", secure=_secure(request, rt))
     return _identity(key, sess)

@@ -15,7 +15,8 @@ from temper.errors import InvalidRequest, PermissionDenied
 from temper.server.runtime import Runtime
 
 
-def runtime(request: Request) -> Runtime:
+async def runtime(request: Request) -> Runtime:
+    """Async, so that FastAPI calls it on the event loop rather than in the shared thread pool."""
     return request.app.state.runtime
 
 

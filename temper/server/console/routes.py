@@ -1,4 +1,5 @@
-"""Serves the console: static assets under ``/assets`` and the page shell for every console path."""
+"""Serves the console: static assets under ``/assets``, the API docs page and the page shell for every console
+path."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -41,6 +42,12 @@ router = APIRouter(include_in_schema=False)
 
 def _unknown(request: Request) -> NotFound:
     return NotFound(f"Unknown request URL: {request.method} {request.url.path}.", code="unknown_url")
+
+
+@router.get("/docs")
+def api_docs() -> Response:
+    """Swagger UI for the management API, from vendored files (``make vendor``) under the console's CSP."""
+    return HTMLResponse((STATIC / "docs.html").read_bytes(), headers={"cache-control": "no-cache", **SECURITY_HEADERS})
 
 
 @router.get("/{path:path}")
