@@ -64,7 +64,7 @@ class JobEnv:
         if doc["source_type"] == "url":
             from temper.knowledge.sources.web import fetch_url
 
-            got = fetch_url(doc["source"], self.url_policy)
+            got = fetch_url(store.document_url(self.db, doc["id"]), self.url_policy)  # with its credentials
             if not store.fetched(self.db, doc["id"], hashlib.sha256(got.data).hexdigest(), len(got.data)):
                 return None
             return Loaded(got.data, got.filename, got.media_type, {"url": got.url, **got.metadata})
