@@ -1,11 +1,12 @@
 """Settings: every one has a ``TEMPER_*`` environment variable and a default."""
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -25,8 +26,14 @@ class Settings(BaseSettings):
     upstream_connect_timeout_s: float = Field(default=5.0, description="Connect timeout to remote upstreams.")
     local_threads: int = Field(default=0, description="Threads for local models (0: all cores, at most 4).")
     session_ttl_h: float = Field(default=12.0, gt=0, description="How long a console sign-in lasts, in hours.")
-    signin_attempts: int = Field(default=30, gt=0, description="Console sign-in attempts per client address "
-                                 "per 5 minutes.")
+    signin_attempts: int = Field(default=30, gt=0, description="Console sign-in attempts per client address, "
+                                 "and per username, per 5 minutes.")
+    signin_threads: int = Field(default=1, ge=1, description="Threads that check console passwords (scrypt, "
+                                "~60 ms of CPU each), apart from the threads other requests use.")
+    signin_queue: int = Field(default=16, ge=0, description="Password checks that may wait for a thread; "
+                              "beyond that a sign-in gets 503 with retry-after.")
+    trusted_proxies: str = Field(default="", description="Reverse proxies whose X-Forwarded-For and "
+                                 "X-Forwarded-Proto are believed: addresses or CIDRs, comma-separated; empty: none.")
     cookie_secure: Literal["auto", "always", "never"] = Field(
         default="auto", description="Mark the console cookie Secure: auto = on HTTPS and on loopback hosts.")
 
@@ -36,8 +43,9 @@ class Settings(BaseSettings):
     trace_flush_s: float = Field(default=0.5, gt=0, description="Max delay before finished spans are written.")
     trace_payload_chars: int = Field(default=8000, ge=0, description="Characters of each span input/output "
                                      "kept (the rest is cut).")
-    trace_mask_pii: bool = Field(default=False, description="Mask e-mail addresses, phone, card and ID numbers "
-                                 "in stored span inputs/outputs.")
+    trace_mask_pii: bool = Field(default=True, description="Mask e-mail addresses, phone, card and ID numbers "
+                                 "in stored span inputs/outputs (a workspace may choose otherwise; "
+                                 "non-admins always read masked text).")
     trace_writer: Literal["process", "thread"] = Field(
         default="process", description="Where spans are written to the store: a writer process of the server's "
         "own (off the event loop's core), or a thread in the server.")
@@ -56,7 +64,16 @@ class Settings(BaseSettings):
     max_body_kb: int = Field(default=1024, ge=1, description="The largest request body a management API route "
                              "reads (uploads excepted), in KiB; larger ones get 413 before any is read.")
     max_upload_mb: int = Field(default=512, ge=1, description="The largest upload request (knowledge-base files "
-                               "and pasted text), in MiB; each file is also limited to 200 MiB.")
+                               "and pasted text), in MiB; each file is also limited by max_file_mb.")
+    max_file_mb: int = Field(default=200, ge=1, description="The largest file of a knowledge-base upload (or "
+                             "pasted text), in MiB; refused (413) while it streams to disk.")
+    header_timeout_s: float = Field(default=10.0, gt=0, description="A connection whose request line and headers "
+                                    "are not complete this long after it opens or a request starts gets 408 and "
+                                    "is closed.")
+    body_timeout_s: float = Field(default=30.0, gt=0, description="A request body from which no bytes arrive for "
+                                  "this long (while the server reads it) gets 408 and the connection is closed.")
+    max_connections: int = Field(default=1000, ge=1, description="Open connections the server keeps; a request "
+                                 "on a connection beyond them gets 503 with retry-after and the connection closes.")
     run_jobs: bool = Field(default=True, description="Run jobs in this server (false: it only queues them, for "
                            "another replica or a Ray cluster to run).")
     job_stale_after_s: float = Field(default=30.0, gt=0, description="A running job whose worker has not "
@@ -78,11 +95,33 @@ class Settings(BaseSettings):
     kb_index_url: str | None = Field(default=None, description="PostgreSQL URL for the pgvector backend "
                                      "(default: TEMPER_DATABASE_URL when that is PostgreSQL).")
     kb_url_allow: str = Field(default="", description="Hosts knowledge bases may fetch pages from, comma-separated "
-                              "(docs.example.com, *.example.org, or URL prefixes); empty: no fetching.")
+                              "(docs.example.com, *.example.org, addresses or networks, or URL prefixes); "
+                              "wildcards reach public addresses only; empty: no fetching.")
+    kb_max_text_chars: int = Field(default=10_000_000, ge=1000, description="Text one document may yield, in "
+                                   "characters; the rest is cut, with a warning on the document.")
+    kb_max_title_chars: int = Field(default=500, ge=20, le=500, description="A document title's length (and each "
+                                    "metadata value's); longer ones are cut, with a warning.")
+    kb_max_metadata_kb: int = Field(default=8, ge=1, description="A document's metadata, as JSON, in KiB: more "
+                                    "given with an upload is refused (400); fields a file carries past it are left "
+                                    "out.")
+    kb_max_unzipped_mb: int = Field(default=100, ge=1, description="What a DOCX, XLSX or PPTX may expand to when "
+                                    "unzipped, in MiB; a larger one fails before it is expanded.")
 
     @property
     def kb_url_allow_list(self) -> list[str]:
         return [x.strip() for x in self.kb_url_allow.split(",") if x.strip()]
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses(cls, value: str) -> str:
+        for x in value.split(","):
+            if x.strip():
+                ipaddress.ip_network(x.strip())  # an address or a CIDR; a name or host bits: ValueError
+        return value
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        return [x.strip() for x in self.trusted_proxies.split(",") if x.strip()]
 
     @property
     def kb_index_dsn(self) -> str:

@@ -36,6 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
+from temper.knowledge.limits import checkpoint
 from temper.knowledge.types import Block, BlockKind, Chunk, ParsedDocument
 
 if TYPE_CHECKING:
@@ -241,6 +242,7 @@ def _hard(text: str, limit: int, n: int | None = None) -> list[tuple[str, int]]:
     out: list[tuple[str, int]] = []
     start = 0
     while start < len(text):
+        checkpoint()  # a long text is cut piece by piece: a cancel stops it between pieces
         lo = bisect_right(cuts, start)
         end = min(start + span, len(text))
 
@@ -420,6 +422,7 @@ class _Chunker:
     def pieces(self, blocks: list[Block], section: tuple[str, ...], target: int, keep: int) -> list[_Piece]:
         out: list[_Piece] = []
         for block in blocks:
+            checkpoint()
             proto = _block_piece(block, section)
             out += _wrap(_parts(proto.text, block.kind, target, keep), proto)
         return out
@@ -442,6 +445,7 @@ class _Chunker:
         pieces: list[_Piece] = []
         for section, blocks in self.sections:
             for block in blocks:
+                checkpoint()
                 proto = _block_piece(block, section)
                 eager = 2 if block.kind == "text" else 1
                 pieces += _wrap(_split(proto.text, target, _LEVELS[block.kind], eager=eager), proto)
@@ -467,6 +471,7 @@ class _Chunker:
                embedded: bool) -> list[tuple[list[_Piece], str, int]]:
         """Check a packed group by counting its joined text exactly (piece counts are not quite additive)
         and, when embedded, its embed text against the cap; halve it until every part passes."""
+        checkpoint()
         text = _join(group)
         n = count_tokens(text)
         limit = target if len(group) > 1 else keep

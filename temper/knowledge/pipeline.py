@@ -5,7 +5,10 @@ a new, invisible generation) while the job's own thread embeds chunks in batches
 and hands them to the index sink (``index_ops``: the index itself, or the server that owns it). A document is
 published (made visible, atomically) once its last chunk is indexed, and the chunks it replaced leave the
 index then. A failure fails that document only, with its message; chunks of a generation that never went
-live are removed from the index. The job ends when the sink has applied everything.
+live are removed from the database and the index, as are those of every unpublished document when the job
+is cancelled (checked inside parsing and chunking too, ``limits.checkpoint``). Each document is bounded
+(``limits``): its text, title and metadata are cut, with warnings on it. The job ends when the sink has
+applied everything.
 
 Restarts are safe: a job run again (after ``kill -9``, or a retry) skips the documents it already
 published and rebuilds the others from scratch (``store.begin`` hands back the leftovers to delete).
@@ -26,6 +29,7 @@ from temper.knowledge import config as kbconfig
 from temper.knowledge import enrich, store
 from temper.knowledge.chunking import chunk_document, embed_text
 from temper.knowledge.index_ops import failure_message
+from temper.knowledge.limits import WARNINGS, Limits, Stopped, bounded_metadata, cap_text, clip, guarded
 from temper.knowledge.types import Chunk, IndexedChunk, ParseError
 from temper.models.client import ModelClient
 from temper.ops import tracing
@@ -37,6 +41,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("temper.knowledge")
 EMBED_BATCH = 16  # chunks per embedding call: big enough to amortise the call, small enough for progress
 PREPARED_AHEAD = 8  # documents parsed ahead of embedding
+CANCEL_POLL_S = 0.25  # how often the job looks for a cancel while a document is being prepared
+CHUNK_VALUE_CHARS = 200  # a string in a chunk's own metadata (a row key, a code language) is cut to this
 
 
 @dataclass
@@ -61,13 +67,17 @@ class IngestJob:
         self.config = kbconfig.parse(self.kb["config"])
         self.sink = env.sink(kb_id)
         self.docs = store.pending(self.db, document_ids)
+        self.limits = Limits.of(env.settings)
         self.stop = threading.Event()
+        self.preparing: threading.Thread | None = None
+        self.prepared: queue.Queue[Prepared | BaseException | None] = queue.Queue(PREPARED_AHEAD)
         # progress
         self.docs_done = self.docs_failed = self.docs_prepared = 0
         self.chunks_known = self.chunks_done = 0
         # chunks written to the index for generations not yet live: removed if their document fails
         self.unpublished: dict[str, list[int]] = {}
         self.handed: set[str] = set()  # documents handed to the sink to publish
+        self.begun: dict[str, int] = {}  # document id → the generation this job began building
 
     def run(self) -> str:
         total = len(self.docs)
@@ -81,10 +91,11 @@ class IngestJob:
                 self._embed_and_index(self._prepared())
                 self.sink.settle(self.ctx)
             except Cancelled:
+                self._stop_preparing()  # nothing is being built while what was built is removed
                 self._abandon("ingestion cancelled")
                 raise
             finally:
-                self.stop.set()
+                self._stop_preparing()
             self._recount()
             root.set({"temper.ingest.indexed": self.docs_done, "temper.ingest.failed": self.docs_failed,
                       "temper.ingest.chunks": self.chunks_done})
@@ -96,7 +107,7 @@ class IngestJob:
     # --- stage 1: load, parse, chunk, store (a thread of its own) -------------------------------------------
 
     def _prepared(self) -> Iterator[Prepared]:
-        out: queue.Queue[Prepared | BaseException | None] = queue.Queue(PREPARED_AHEAD)
+        out = self.prepared
         ctx = contextvars.copy_context()  # the preparing thread's spans go under the job's trace
 
         def work() -> None:
@@ -109,54 +120,78 @@ class IngestJob:
             except BaseException as e:  # noqa: BLE001 - handed to the job thread, which raises it
                 out.put(e)
 
-        thread = threading.Thread(target=ctx.run, args=(work,), name="temper-ingest-prepare", daemon=True)
-        thread.start()
+        self.preparing = threading.Thread(target=ctx.run, args=(work,), name="temper-ingest-prepare", daemon=True)
+        self.preparing.start()
         try:
-            while (item := out.get()) is not None:
+            while (item := self._next()) is not None:
                 if isinstance(item, BaseException):
                     raise item
                 yield item
         finally:
-            self.stop.set()
-            while thread.is_alive():  # unblock a producer waiting on a full queue
-                try:
-                    out.get_nowait()
-                except queue.Empty:
-                    thread.join(0.05)
+            self._stop_preparing()
+
+    def _next(self) -> Prepared | BaseException | None:
+        """The next prepared document; a cancel is noticed while one is still being parsed or chunked."""
+        while True:
+            try:
+                return self.prepared.get(timeout=CANCEL_POLL_S)
+            except queue.Empty:
+                if self.ctx.cancelled():
+                    raise Cancelled() from None
+
+    def _stop_preparing(self) -> None:
+        """Stop the preparing thread (at its next checkpoint) and wait for it."""
+        self.stop.set()
+        while self.preparing is not None and self.preparing.is_alive():  # unblock a producer on a full queue
+            try:
+                self.prepared.get_nowait()
+            except queue.Empty:
+                self.preparing.join(0.05)
 
     def _prepare(self, doc: dict[str, Any]) -> Prepared:
         p = Prepared(doc)
         try:
             p.generation, stale = store.begin(self.db, doc["id"])
+            self.begun[doc["id"]] = p.generation
             self._delete(stale)
-            with tracing.span("parse", "ingest", {"temper.document.id": doc["id"],
-                                                  "temper.document.source": doc["source"]}) as s:
-                loaded = self.env.load(doc)
-                if loaded is None:
-                    p.unchanged = True
-                    return p
-                if loaded.parsed is not None:
-                    parser_name, parts = "records", loaded.parsed
-                else:
-                    parser = self.env.parsers.for_file(loaded.filename, loaded.media_type)
-                    parser_name, parts = parser.name, parser.parse(loaded.data, loaded.filename, {})
-                s.set({"temper.parser": parser_name, "temper.ingest.parts": len(parts),
-                       "temper.ingest.blocks": sum(len(d.blocks) for d in parts),
-                       "temper.ingest.bytes": len(loaded.data)})
-            with tracing.span("chunk", "ingest", {"temper.document.id": doc["id"],
-                                                  "temper.chunking.strategy": self.config.chunking.strategy}) as s:
-                chunks, texts = self._chunk(doc, parts)
-                s.set({"temper.ingest.chunks": len(texts), "temper.ingest.tokens": sum(c.tokens for c in chunks)})
+            with guarded(self.limits, self.stop.is_set) as guard:
+                with tracing.span("parse", "ingest", {"temper.document.id": doc["id"],
+                                                      "temper.document.source": doc["source"]}) as s:
+                    loaded = self.env.load(doc)
+                    if loaded is None:
+                        p.unchanged = True
+                        return p
+                    if loaded.parsed is not None:
+                        parser_name, parts = "records", loaded.parsed
+                    else:
+                        parser = self.env.parsers.for_file(loaded.filename, loaded.media_type)
+                        parser_name, parts = parser.name, parser.parse(loaded.data, loaded.filename, {})
+                    text_cut = cap_text(parts, self.limits.text_chars) or guard.cut
+                    title = parts[0].title or doc["title"] or doc["source"].rsplit("/", 1)[-1]
+                    s.set({"temper.parser": parser_name, "temper.ingest.parts": len(parts),
+                           "temper.ingest.blocks": sum(len(d.blocks) for d in parts),
+                           "temper.ingest.bytes": len(loaded.data), "temper.ingest.text_cut": text_cut})
+                with tracing.span("chunk", "ingest", {"temper.document.id": doc["id"],
+                                                      "temper.chunking.strategy": self.config.chunking.strategy}
+                                  ) as s:
+                    chunks, texts = self._chunk(doc, parts)
+                    s.set({"temper.ingest.chunks": len(texts),
+                           "temper.ingest.tokens": sum(c.tokens for c in chunks)})
             if not texts:
                 raise ParseError("no text found in this source"
                                  + (" (scanned pages need OCR)" if any(d.metadata.get("pages_without_text")
                                                                       for d in parts) else ""))
             ids = store.write_chunks(self.db, doc["id"], p.generation, chunks)
             p.searchable = [(i, c, texts[c.ordinal]) for i, c in zip(ids, chunks) if c.role == "chunk"]
-            p.title = parts[0].title or doc["title"] or doc["source"].rsplit("/", 1)[-1]
-            p.metadata = {**loaded.metadata, **{k: v for k, v in parts[0].metadata.items()
-                                                if isinstance(v, (str, int, float, bool))}}
-        except Cancelled:
+            p.title = clip(title, self.limits.title_chars)
+            p.metadata, warnings = bounded_metadata({**loaded.metadata, **{
+                k: v for k, v in parts[0].metadata.items() if isinstance(v, (str, int, float, bool))}}, self.limits)
+            warnings = ([f"text cut to its first {self.limits.text_chars:,} characters"] if text_cut else []) \
+                + ([f"title cut to {self.limits.title_chars} characters"] if p.title != title else []) + warnings
+            if warnings:
+                p.metadata[WARNINGS] = warnings
+                self.ctx.event(f"{doc['source']}: " + "; ".join(warnings), level="warning", document_id=doc["id"])
+        except (Cancelled, Stopped):
             raise
         except Exception as e:  # noqa: BLE001 - this document fails; the others go on
             p.error = failure_message(e)
@@ -170,13 +205,17 @@ class IngestJob:
         texts: dict[int, str] = {}
         for part in parts:
             offset = len(chunks)
-            title = part.title or doc["title"] or doc["source"].rsplit("/", 1)[-1]
+            part.title = clip(part.title, self.limits.title_chars) if part.title else None  # the chunker's headers
+            title = clip(part.title or doc["title"] or doc["source"].rsplit("/", 1)[-1], self.limits.title_chars)
+            # which part a chunk is from, where a source has several (sheets); a single part's suffix and title
+            # are the document's own, stored once on it
+            where = {"part": part.source_suffix, "part_title": title} if len(parts) > 1 and part.source_suffix else {}
             for c in chunk_document(part, config):
                 c.ordinal += offset
                 if c.parent is not None:
                     c.parent += offset
-                if part.source_suffix:
-                    c.metadata = {**c.metadata, "part": part.source_suffix, "part_title": title}
+                c.metadata = {**{k: clip(v, CHUNK_VALUE_CHARS) if isinstance(v, str) else v
+                                 for k, v in c.metadata.items()}, **where}
                 chunks.append(c)
                 if c.role == "chunk":
                     texts[c.ordinal] = embed_text(c, title)
@@ -268,18 +307,21 @@ class IngestJob:
 
     def _fail(self, p: Prepared, error: str) -> None:
         log.warning("ingesting %s (%s) failed: %s", p.doc["source"], p.doc["id"], error)
-        self._delete(self.unpublished.pop(p.doc["id"], []))
-        store.fail(self.db, p.doc["id"], error)
+        self._discard(p.doc["id"], error)
         self.docs_failed += 1
 
     def _abandon(self, error: str) -> None:
-        """Cancelled: every document not yet published fails with ``error`` (its old chunks stay live)."""
+        """Cancelled: every document not yet published fails with ``error``, and the chunks built for it are
+        removed from the database and the index (its live chunks stay)."""
         for doc in self.docs:
             if doc["id"] in self.handed:
                 continue
             if doc["id"] in self.unpublished or store.pending(self.db, [doc["id"]]):
-                self._delete(self.unpublished.pop(doc["id"], []))
-                store.fail(self.db, doc["id"], error)
+                self._discard(doc["id"], error)
+
+    def _discard(self, doc_id: str, error: str) -> None:
+        built = store.discard(self.db, doc_id, self.begun.get(doc_id), error)
+        self._delete(sorted({*built, *self.unpublished.pop(doc_id, [])}))
 
     def _delete(self, ids: list[int]) -> None:
         self.sink.delete(ids)
@@ -297,9 +339,9 @@ class IngestJob:
 
 def _payload(p: Prepared, chunk: Chunk) -> dict[str, Any]:
     """What filters can use: the document's user metadata, where it came from, and the chunk's page."""
-    payload: dict[str, Any] = {k: v for k, v in (p.doc["metadata"] or {}).items()
-                               if isinstance(v, (str, int, float, bool)) or (
-                                   isinstance(v, list) and all(isinstance(x, (str, int, float)) for x in v))}
+    payload: dict[str, Any] = {k: v for k, v in (p.doc["metadata"] or {}).items() if k != WARNINGS and (
+        isinstance(v, (str, int, float, bool))
+        or (isinstance(v, list) and all(isinstance(x, (str, int, float)) for x in v)))}
     payload.update(source=p.doc["source"], source_type=p.doc["source_type"])
     if chunk.page is not None:
         payload["page"] = chunk.page

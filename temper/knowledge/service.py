@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from temper.errors import InvalidRequest
+from temper.errors import InvalidRequest, TemperError
 from temper.jobs import store as jobs
 from temper.knowledge import answer as answers
 from temper.knowledge import config as kbconfig
@@ -28,6 +28,7 @@ from temper.knowledge.index_ops import Applier
 from temper.knowledge.indexes import IndexFactory, index_factory, open_index
 from temper.knowledge.ingest import ParserRegistry
 from temper.knowledge.jobs import INGEST, SYNC
+from temper.knowledge.limits import Limits, clip, metadata_size
 from temper.knowledge.query_vectors import QueryVectors
 from temper.knowledge.retrieval import Retrieved, retrieve
 from temper.knowledge.sources.database import source_of
@@ -35,20 +36,25 @@ from temper.knowledge.types import Filter, KnowledgeIndex, ParseError
 from temper.models.client import Caller, ModelClient
 from temper.store.tables import DEFAULT_WORKSPACE
 
-MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+MAX_NAME_CHARS = 1000  # a file's name (its path in a folder upload), as a document's source
 
 
 @dataclass
 class Upload:
+    """A file received on disk (under ``BlobStore.staging``), moved into the store when it is queued."""
+
     filename: str  # the name the document keeps (a relative path for a folder upload)
-    data: bytes
+    path: Path
+    size: int
+    sha256: str
     media_type: str | None = None
 
 
 class KnowledgeService:
     def __init__(self, db: str, home: Path, models: ModelClient, parsers: ParserRegistry, *,
                  index_factory: IndexFactory = index_factory("qdrant_edge", str), url_allow: list[str] | None = None,
-                 wake: Callable[[], None] | None = None, owns_indexes: bool = True) -> None:
+                 wake: Callable[[], None] | None = None, owns_indexes: bool = True, limits: Limits = Limits(),
+                 max_file_bytes: int = 200 * 1024 * 1024) -> None:
         """``owns_indexes``: this process holds the embedded indexes and applies the changes jobs record
         for them (False with a shared index backend, which jobs write themselves)."""
         self.db = db
@@ -58,6 +64,8 @@ class KnowledgeService:
         self.parsers = parsers
         self.index_factory = index_factory
         self.url_allow = url_allow or []
+        self.limits = limits
+        self.max_file_bytes = max_file_bytes
         self.blobs = BlobStore(self.root)
         self.background = Background()
         self.wake = wake or (lambda: None)
@@ -66,6 +74,7 @@ class KnowledgeService:
         self.applier = Applier(db, self.index, self.background.forget) if owns_indexes else None
 
     def start(self) -> None:
+        self.blobs.sweep()
         if self.applier is not None:
             self.applier.start()
 
@@ -132,13 +141,17 @@ class KnowledgeService:
 
     def add_files(self, kb_id: str, uploads: list[Upload], *, metadata: dict[str, Any] | None = None,
                   workspace_id: str | None = None, caller: Caller | None = None) -> dict[str, Any]:
-        """Store the sources and queue the new or changed ones; unchanged ones (same checksum) are skipped."""
+        """Store the sources (moved from where they were received) and queue the new or changed ones;
+        unchanged ones (same checksum) are skipped, and their received files left to the caller to remove."""
         kb = store.get_kb(self.db, kb_id, workspace_id)
+        self._check_metadata(metadata)
         for u in uploads:
             if not u.filename.strip():
                 raise InvalidRequest("Every file needs a name.", param="files")
-            if len(u.data) > MAX_UPLOAD_BYTES:
-                raise InvalidRequest(f"{u.filename} is larger than {MAX_UPLOAD_BYTES >> 20} MB.", param="files")
+            if len(u.filename) > MAX_NAME_CHARS:
+                raise InvalidRequest(f"A file name has at most {MAX_NAME_CHARS} characters.", param="files")
+            if u.size > self.max_file_bytes:
+                raise self._too_large(u.filename)
             try:
                 self.parsers.for_file(u.filename, u.media_type)  # an unsupported type is refused before anything
             except ParseError as e:
@@ -147,10 +160,10 @@ class KnowledgeService:
         for u in uploads:
             media_type = u.media_type or mimetypes.guess_type(u.filename)[0]
             doc, needed = store.add_document(
-                self.db, kb_id, u.filename, source_type="file", checksum=hashlib.sha256(u.data).hexdigest(),
-                size_bytes=len(u.data), title=Path(u.filename).stem, media_type=media_type, metadata=metadata)
+                self.db, kb_id, u.filename, source_type="file", checksum=u.sha256, size_bytes=u.size,
+                title=clip(Path(u.filename).stem, self.limits.title_chars), media_type=media_type, metadata=metadata)
             if needed:
-                self.blobs.put(kb_id, doc["id"], u.data)
+                self.blobs.adopt(kb_id, doc["id"], u.path)
                 queued.append(doc)
             else:
                 skipped.append(doc)
@@ -162,23 +175,46 @@ class KnowledgeService:
         if not title.strip() or not text.strip():
             raise InvalidRequest("A text document needs a title and some text.", param="text")
         name = title.strip() if title.strip().lower().endswith((".md", ".txt")) else f"{title.strip()}.md"
-        return self.add_files(kb_id, [Upload(name, text.encode(), "text/markdown")], metadata=metadata,
-                              workspace_id=workspace_id, caller=caller)
+        data = text.encode()
+        if len(data) > self.max_file_bytes:
+            raise self._too_large(name)
+        path = self.blobs.stage(data)
+        try:
+            return self.add_files(kb_id, [Upload(name, path, len(data), hashlib.sha256(data).hexdigest(),
+                                                 "text/markdown")], metadata=metadata, workspace_id=workspace_id,
+                                  caller=caller)
+        finally:
+            path.unlink(missing_ok=True)
+
+    def _too_large(self, name: str) -> TemperError:
+        return TemperError(f"{name} is larger than {self.max_file_bytes >> 20:,} MiB, the most a file may be "
+                           "(TEMPER_MAX_FILE_MB).", param="files", status=413, code="file_too_large")
+
+    def _check_metadata(self, metadata: dict[str, Any] | None) -> None:
+        """Metadata given with documents is copied to each of their chunks in the index (for filters): bounded."""
+        if metadata and metadata_size(metadata) > self.limits.metadata_bytes:
+            raise InvalidRequest(f"'metadata' is larger than {self.limits.metadata_bytes // 1024} KiB, the most a "
+                                 "document may carry (TEMPER_KB_MAX_METADATA_KB).", param="metadata",
+                                 code="metadata_too_large")
 
     def add_urls(self, kb_id: str, urls: list[str], *, metadata: dict[str, Any] | None = None,
                  workspace_id: str | None = None, caller: Caller | None = None) -> dict[str, Any]:
-        """Web pages (or files) by URL, fetched by the ingestion job within the allow-list and limits."""
+        """Web pages (or files) by URL, fetched by the ingestion job within the allow-list and limits. A URL's
+        credentials are kept for fetching but never shown or indexed (``store.shown_source``)."""
         from temper.knowledge.sources import SourceError
+        from temper.knowledge.sources.urls import strip_credentials
         from temper.knowledge.sources.web import check_allowed
 
         kb = store.get_kb(self.db, kb_id, workspace_id)
+        self._check_metadata(metadata)
         for url in urls:
             try:
                 check_allowed(url, self.url_policy())
             except SourceError as e:
                 raise InvalidRequest(str(e), param="urls", code="url_not_allowed") from None
         queued = [store.add_document(self.db, kb_id, url, source_type="url", checksum=None, size_bytes=0,
-                                     title=url, metadata=metadata)[0] for url in urls]
+                                     title=clip(strip_credentials(url), self.limits.title_chars), metadata=metadata)[0]
+                  for url in urls]
         return self._added(kb, queued, [], caller)
 
     def _added(self, kb: dict[str, Any], queued: list[dict[str, Any]], skipped: list[dict[str, Any]],
@@ -217,6 +253,7 @@ class KnowledgeService:
         from temper.knowledge.sources.database import check_not_studio, check_source
 
         kb = store.get_kb(self.db, kb_id, workspace_id)
+        self._check_metadata(config.get("metadata"))
         try:
             check_not_studio(str(config.get("url") or ""), self.db, self.root.parent)
             check_source(source_of(config))

@@ -14,6 +14,8 @@ from sqlalchemy.exc import IntegrityError
 
 from temper.errors import InvalidRequest, NotFound
 from temper.ids import new_id
+from temper.knowledge.limits import WARNINGS
+from temper.knowledge.sources.urls import redact_url
 from temper.knowledge.types import Chunk
 from temper.store.db import session
 from temper.store.tables import DEFAULT_WORKSPACE, KbChunk, KbDocument, KbSource, KnowledgeBase, iso_utc, utcnow
@@ -34,8 +36,15 @@ def kb_dict(kb: KnowledgeBase, counts: dict[str, int] | None, chunks: int = 0) -
     return out
 
 
+def shown_source(source: str, source_type: str) -> str:
+    """A document's source as it may be shown: a URL's password is masked (the stored one keeps it for
+    fetching, ``document_url``)."""
+    return redact_url(source) if source_type == "url" else source
+
+
 def document_dict(d: KbDocument) -> dict[str, Any]:
-    return {"id": d.id, "object": "knowledge_base.document", "kb_id": d.kb_id, "source": d.source,
+    return {"id": d.id, "object": "knowledge_base.document", "kb_id": d.kb_id,
+            "source": shown_source(d.source, d.source_type),
             "source_type": d.source_type, "title": d.title, "media_type": d.media_type, "checksum": d.checksum,
             "size_bytes": d.size_bytes, "status": d.status, "error": d.error, "metadata": d.doc_metadata,
             "chunks": d.chunk_count, "tokens": d.tokens, "created_at": iso_utc(d.created_at),
@@ -182,6 +191,12 @@ def get_document(db: str, kb_id: str, doc_id: str, workspace_id: str | None = No
         return document_dict(_document(s, doc_id, kb_id))
 
 
+def document_url(db: str, doc_id: str) -> str:
+    """A URL document's URL as stored, credentials included: for the job that fetches it only."""
+    with session(db) as s:
+        return _document(s, doc_id).source
+
+
 def delete_document(db: str, kb_id: str, doc_id: str, workspace_id: str | None = None) -> None:
     """Delete a document and its chunks (the caller deletes it from the indexes)."""
     with session(db) as s:
@@ -236,8 +251,8 @@ def publish(db: str, doc_id: str, generation: int, *, title: str | None = None,
         doc.chunk_count, doc.tokens = count, tokens
         if title:
             doc.title = title
-        if metadata:
-            doc.doc_metadata = {**doc.doc_metadata, **metadata}
+        kept = {k: v for k, v in doc.doc_metadata.items() if k != WARNINGS}  # an earlier attempt's warnings go
+        doc.doc_metadata = {**kept, **(metadata or {})}
         return old
 
 
@@ -246,6 +261,23 @@ def fail(db: str, doc_id: str, error: str) -> None:
     with session(db) as s:
         s.execute(update(KbDocument).where(KbDocument.id == doc_id).values(status="failed", error=error,
                                                                             updated_at=utcnow()))
+
+
+def discard(db: str, doc_id: str, generation: int | None, error: str) -> list[int]:
+    """An attempt that will not go live (it failed, or its job was cancelled): the document is marked failed
+    with ``error`` and the chunks of ``generation`` are deleted; returns their ids (the caller deletes them from
+    the indexes). The live generation, if any, stays visible."""
+    with session(db) as s:
+        doc = s.get(KbDocument, doc_id)
+        if doc is None:
+            return []
+        ids: list[int] = []
+        if generation and generation != doc.live_generation:
+            attempt = (KbChunk.document_id == doc.id, KbChunk.generation == generation)
+            ids = list(s.scalars(select(KbChunk.id).where(*attempt)))
+            s.execute(delete(KbChunk).where(*attempt))
+        doc.status, doc.error = "failed", error
+        return ids
 
 
 def statuses(db: str, doc_ids: list[str]) -> dict[str, str]:
@@ -261,10 +293,16 @@ def visible_chunks(db: str, ids: list[int]) -> dict[int, dict[str, Any]]:
     if not ids:
         return {}
     with session(db) as s:  # plain columns, not ORM objects: this runs on every search
-        rows = s.execute(select(*_CHUNK_COLUMNS, KbDocument.title, KbDocument.source, KbDocument.doc_metadata)
+        rows = s.execute(select(*_CHUNK_COLUMNS, KbDocument.title, KbDocument.source, KbDocument.doc_metadata,
+                                KbDocument.source_type)
                          .join(KbDocument, KbDocument.id == KbChunk.document_id)
                          .where(KbChunk.id.in_(ids), KbChunk.generation == KbDocument.live_generation))
-        return {row[0]: dict(zip(_VISIBLE_KEYS, row)) for row in rows}
+        visible = {}
+        for *columns, source_type in rows:
+            chunk = dict(zip(_VISIBLE_KEYS, columns))
+            chunk["source"] = shown_source(chunk["source"], source_type)
+            visible[chunk["id"]] = chunk
+        return visible
 
 
 def parents(db: str, document_id: str, ordinals: list[int]) -> dict[int, dict[str, Any]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from temper.knowledge import pipeline, store
+from temper.knowledge.limits import Limits, clip
 from temper.knowledge.sources.database import MEDIA_TYPE, check_not_studio, encode, read_documents, source_of
 from temper.models.client import ModelClient
 from temper.ops import tracing
@@ -35,13 +36,15 @@ def run(env: JobEnv, ctx: JobContext, source_id: str) -> str:
     source = source_of(config)
     check_not_studio(source.url, env.db, env.settings.home_dir)  # also for sources stored before this check
     read = changed = 0
+    title_chars = Limits.of(env.settings).title_chars
     with tracing.span(f"sync {name}", "ingest", {"temper.kb.id": kb_id, "temper.source": name,
                                                    "temper.job.id": ctx.job_id,
                                                    **ModelClient.caller_attributes()}) as span:
         for row in read_documents(source, since=cursor):
             data = encode(row.document)
             doc, needed = store.add_document(env.db, kb_id, name + row.key, source_type="database",
-                                             checksum=row.checksum, size_bytes=len(data), title=row.title,
+                                             checksum=row.checksum, size_bytes=len(data),
+                                             title=clip(row.title, title_chars),
                                              media_type=MEDIA_TYPE, metadata=config.get("metadata") or {})
             if needed:
                 env.blobs.put(kb_id, doc["id"], data)

@@ -33,7 +33,8 @@ def _error(status: int, message: str, *, param: str | None = None, code: str | N
 
 def management_app(rt: Runtime) -> FastAPI:
     app = FastAPI(title="Temper", version=__version__, description=(
-        "Management API of Temper. The OpenAI-compatible API lives under /v1 (see docs/api.md)."))
+        "Management API of Temper. The OpenAI-compatible API lives under /v1 (see docs/api.md)."),
+        docs_url=None, redoc_url=None)  # FastAPI's pages load scripts from a CDN: /docs is the console's
     app.state.runtime = rt
     app.add_middleware(GZipMiddleware, minimum_size=2048)  # console assets and large lists; /v1 never passes here
 
@@ -63,6 +64,7 @@ def management_app(rt: Runtime) -> FastAPI:
     async def health(lag_window_s: float | None = Query(
             None, gt=0, le=60, description="Event-loop lag over the last N seconds (default: the last minute).")
             ) -> dict[str, Any]:
+        # async, and touching no thread pool or database: it answers while those are busy
         return {"status": "ok", "version": __version__, "models": len(rt.catalog.entries),
                 "event_loop_lag": rt.loop_lag.stats(lag_window_s)}
 
@@ -104,7 +106,8 @@ class TemperApp:
         self.gateway = Gateway(self.runtime)
         s = self.runtime.settings
         self.management = BodyGuard(management_app(self.runtime), self.runtime.auth,
-                                    json_limit=s.max_body_kb * 1024, upload_limit=s.max_upload_mb * 1024 * 1024)
+                                    json_limit=s.max_body_kb * 1024, upload_limit=s.max_upload_mb * 1024 * 1024,
+                                    text_limit=min(s.max_file_mb, s.max_upload_mb) * 1024 * 1024)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]

@@ -17,7 +17,8 @@ from temper.server.openai.gateway import Receive, Scope, Send, send_error
 
 BODILESS = frozenset({"GET", "HEAD", "OPTIONS"})
 OPEN_ROUTES = frozenset({"/api/v1/auth/session"})  # signing in is how a caller gets a session
-UPLOADS = re.compile(r"^/api/v1/knowledge-bases/[^/]+/documents(/text)?/?$")  # files and pasted text
+UPLOADS = re.compile(r"^/api/v1/knowledge-bases/[^/]+/documents/?$")  # files, streamed to disk one by one
+PASTED = re.compile(r"^/api/v1/knowledge-bases/[^/]+/documents/text/?$")  # pasted text: one file, in JSON
 
 
 class BodyTooLarge(TemperError, HTTPException):
@@ -31,18 +32,21 @@ class BodyTooLarge(TemperError, HTTPException):
 
 
 class BodyGuard:
-    def __init__(self, app: object, auth: Authenticator, *, json_limit: int, upload_limit: int) -> None:
+    def __init__(self, app: object, auth: Authenticator, *, json_limit: int, upload_limit: int,
+                 text_limit: int) -> None:
         self.app = app
         self.auth = auth
         self.json_limit = json_limit
         self.upload_limit = upload_limit
+        self.text_limit = text_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in BODILESS:
             await self.app(scope, receive, send)  # type: ignore[operator]
             return
         path = scope["path"]
-        limit = self.upload_limit if UPLOADS.match(path) else self.json_limit
+        limit = (self.upload_limit if UPLOADS.match(path) else self.text_limit if PASTED.match(path)
+                 else self.json_limit)
         headers = dict(scope["headers"])
         try:
             length = int(headers.get(b"content-length", b"0"))

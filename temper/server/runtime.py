@@ -10,10 +10,12 @@ import logging
 
 from temper.auth.authenticator import Authenticator
 from temper.auth.keys import ensure_admin_key
+from temper.auth.password_pool import PasswordPool
 from temper.config import Settings
 from temper.jobs.runner import Runner, make_runner
 from temper.knowledge.index import analyzer
 from temper.knowledge.indexes import settings_factory, shared
+from temper.knowledge.limits import Limits
 from temper.knowledge.service import KnowledgeService
 from temper.models.catalog import Catalog
 from temper.models.client import ModelClient
@@ -40,6 +42,7 @@ class Runtime:
         self.catalog: Catalog = Catalog([], [])
         self.admin_key, self.admin_key_created = ensure_admin_key(settings.home_dir, settings.admin_key)
         self.auth = Authenticator(self.db, self.admin_key)
+        self.passwords = PasswordPool(settings.signin_threads, settings.signin_queue)
         self.meter = Meter(UsageWriter(self.db, settings.usage_flush_s), limit_store(settings.redis_url))
         self.models = ModelClient(Router(self.providers, lambda: self.catalog), lambda: self.catalog, self.meter)
         self.spans = exporter.from_settings(settings, self.pm) if settings.tracing else None
@@ -65,7 +68,8 @@ class Runtime:
                                           parser_registry(self.pm, self.settings),
                                           index_factory=settings_factory(self.settings),
                                           url_allow=self.settings.kb_url_allow_list, wake=self.job_runner.wake,
-                                          owns_indexes=not shared(self.settings))
+                                          owns_indexes=not shared(self.settings), limits=Limits.of(self.settings),
+                                          max_file_bytes=self.settings.max_file_mb * 1024 * 1024)
         self.knowledge.start()
         loop.run_in_executor(None, analyzer.warm)  # in the background: the server is up meanwhile
         if self.settings.run_jobs:
@@ -77,6 +81,7 @@ class Runtime:
         for task in (self._poller, self._janitor):
             if task:
                 task.cancel()
+        self.passwords.close()
         self.loop_lag.stop()
         loop = asyncio.get_running_loop()
         if self.job_runner is not None:

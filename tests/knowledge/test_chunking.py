@@ -347,3 +347,21 @@ def test_no_embedded_chunk_ever_exceeds_the_cap() -> None:
                 assert chunk.parent is None or chunks[chunk.parent].role == "parent"
             else:
                 assert chunk.tokens <= config.parent_tokens
+
+
+def test_a_cancel_stops_chunking_between_pieces() -> None:
+    from temper.knowledge.limits import Limits, Stopped, guarded
+
+    doc = ParsedDocument("Long", [Block(" ".join(f"Sentence {i} of many." for i in range(j * 50, j * 50 + 50)))
+                                  for j in range(40)])
+    calls = 0
+
+    def stopped() -> bool:
+        nonlocal calls
+        calls += 1
+        return calls > 5
+
+    with guarded(Limits(), stopped), pytest.raises(Stopped):
+        chunk_document(doc)
+    assert calls == 6  # stopped at the first checkpoint after the cancel, not at the end
+    assert chunk_document(doc)  # outside a job: no guard

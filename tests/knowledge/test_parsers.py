@@ -538,3 +538,62 @@ def test_documentation_pages_keep_headings_trafilatura_drops() -> None:
     assert kinds == [("heading", 1), ("text", 0), ("heading", 2), ("text", 0), ("list", 0), ("code", 0)]
     assert doc.blocks[2].text == "3.1. 引导加载程序" and doc.blocks[4].text == "- GRUB 2\n- systemd-boot"
     assert "Copyright" not in " ".join(b.text for b in doc.blocks)
+
+
+# ---- limits: archives, text budget, cancel --------------------------------------------------------------
+
+def inflated(package: bytes, member: str, extra_mib: int) -> bytes:
+    """``package`` with ``extra_mib`` MiB of whitespace added to one XML member (a few KiB zipped)."""
+    import zipfile
+
+    src = zipfile.ZipFile(io.BytesIO(package))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for info in src.infolist():
+            data = src.read(info)
+            z.writestr(info.filename, data.replace(b">", b">" + b" " * (extra_mib << 20), 1)
+                       if info.filename == member else data)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("parser, member", [(DocxParser(), "word/document.xml"), (XlsxParser(), "xl/workbook.xml")])
+def test_an_office_package_that_unzips_past_the_limit_is_refused_before_it_is_expanded(parser: Any, member: str
+                                                                                      ) -> None:
+    import tracemalloc
+
+    from temper.knowledge.limits import Limits, guarded
+
+    package = make_xlsx() if member.startswith("xl/") else _docx(["Some text."])
+    bomb = inflated(package, member, 300)
+    assert len(bomb) < 1 << 20
+    tracemalloc.start()
+    try:
+        with guarded(Limits(unzipped_bytes=100 << 20), lambda: False), \
+                pytest.raises(ParseError, match=r"expands to 30\d MiB when unzipped, more than the 100 MiB"):
+            parser.parse(bomb, "bomb" + (".xlsx" if member.startswith("xl/") else ".docx"), {})
+        assert tracemalloc.get_traced_memory()[1] < 16 << 20  # never expanded
+    finally:
+        tracemalloc.stop()
+
+
+def _docx(paragraphs: list[str]) -> bytes:
+    d = docx.Document()
+    for text in paragraphs:
+        d.add_paragraph(text)
+    out = io.BytesIO()
+    d.save(out)
+    return out.getvalue()
+
+
+def test_parsers_stop_reading_at_the_text_budget_and_when_cancelled() -> None:
+    from temper.knowledge.limits import Limits, Stopped, guarded
+
+    data = _docx([f"Paragraph {i} of the long report." for i in range(200)])
+    with guarded(Limits(text_chars=1000), lambda: False) as guard:
+        blocks = DocxParser().parse(data, "long.docx", {})[0].blocks
+    assert guard.cut and 1000 <= sum(len(b.text) for b in blocks) < 1100 and blocks[-1].text.startswith("Paragraph")
+    with guarded(Limits(text_chars=1000), lambda: False) as guard:
+        docs = CsvParser().parse(("n,text\n" + "".join(f"{i},row {i}\n" for i in range(5000))).encode(), "t.csv", {})
+    assert guard.cut and 1000 <= sum(len(b.text) for b in docs[0].blocks) < 1100  # cut exactly by cap_text later
+    with guarded(Limits(), lambda: True), pytest.raises(Stopped):  # the job is being cancelled
+        DocxParser().parse(data, "long.docx", {})

@@ -5,6 +5,7 @@ import re
 
 import charset_normalizer
 
+from temper.knowledge.limits import budget_text, check_unzipped
 from temper.knowledge.types import Block, ParseError
 
 _CJK = "\u2e80-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef"
@@ -37,14 +38,14 @@ def stem(filename: str) -> str:
 def decode_text(data: bytes, filename: str) -> str:
     """Decode a text file: a BOM wins, then strict UTF-8, then GB18030 when every non-ASCII character is
     common Simplified Chinese (GB2312; Western legacy bytes decode to rare GBK-only characters, so they
-    fail this), then charset-normalizer's guess."""
+    fail this), then charset-normalizer's guess. Cut at the document's text budget (``limits``)."""
     if not data.strip():
         raise ParseError(f"{filename} is empty")
     text = _decode(data)
     if text is None or "\x00" in text:
         raise ParseError(f"{filename} does not look like text (binary data or an unknown encoding); "
                          "save it as UTF-8 text and upload again")
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+    return budget_text(text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
 def _decode(data: bytes) -> str | None:
@@ -79,7 +80,8 @@ def _gb2312_range(data: bytes) -> str | None:
 
 
 def check_office(data: bytes, filename: str, kind: str, extension: str) -> None:
-    """Turn the usual wrong inputs for an Office Open XML file into a message that says what to do."""
+    """Turn the usual wrong inputs for an Office Open XML file into a message that says what to do; refuse
+    one that would expand past the limit before anything is expanded."""
     if not data:
         raise ParseError(f"{filename} is empty")
     if data.startswith(_OLE):
@@ -87,6 +89,7 @@ def check_office(data: bytes, filename: str, kind: str, extension: str) -> None:
                          f"one; save it as {extension} without a password and upload it again")
     if not data.startswith(b"PK"):
         raise ParseError(f"{filename} is not a {kind} ({extension}) file: it is not a zip package")
+    check_unzipped(data, filename)
 
 
 def require_blocks(blocks: list[Block], filename: str) -> list[Block]:

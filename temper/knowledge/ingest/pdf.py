@@ -14,6 +14,7 @@ from pypdf.generic import Destination
 
 from temper.knowledge.ingest.common import clean, require_blocks
 from temper.knowledge.ingest.image import ocr_blocks, ocr_languages
+from temper.knowledge.limits import room
 from temper.knowledge.types import Block, ParsedDocument, ParseError
 
 _HYPHENATED = re.compile(r"(?<=[a-z])-\n(?=[a-z])")
@@ -33,7 +34,12 @@ class PdfParser:
         reader = _open(data, filename, options.get("password", ""))
         try:
             headings = _outline_headings(reader)
-            pages = [page.extract_text() or "" for page in reader.pages]
+            pages: list[str] = []
+            for page in reader.pages:
+                text = page.extract_text() or ""
+                if not room(len(text)):
+                    break  # past the document's text budget: the pages after are cut
+                pages.append(text)
         except FileNotDecryptedError as e:
             raise ParseError(f"{filename} is password-protected: {e}") from e
         except (PdfReadError, ValueError, KeyError, TypeError) as e:
@@ -94,8 +100,14 @@ def _ocr_pages(reader: PdfReader, numbers: list[int], options: dict[str, Any]
         languages = ocr_languages(options)
     except ParseError as e:
         return {}, str(e)
-    read = {n: _ocr_page(page, n, languages) for n, page in pages.items()}
-    return {n: blocks for n, blocks in read.items() if blocks}, None
+    read: dict[int, list[Block]] = {}
+    for n, page in pages.items():
+        if not room(0):  # seconds a page: stop when cancelled, or once the text budget is spent
+            break
+        if blocks := _ocr_page(page, n, languages):
+            read[n] = blocks
+            room(sum(len(b.text) for b in blocks))
+    return read, None
 
 
 def _has_images(page: PageObject) -> bool:

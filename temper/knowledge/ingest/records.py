@@ -14,6 +14,7 @@ from typing import Any
 import openpyxl
 
 from temper.knowledge.ingest.common import check_office, clean, decode_text, stem
+from temper.knowledge.limits import room
 from temper.knowledge.types import Block, ParsedDocument, ParseError
 
 Rows = Iterable[tuple[int, list[Any]]]  # (1-based row number, cell values)
@@ -99,6 +100,8 @@ def _documents(name: str, sheet: str | None, rows: Rows, mode: str) -> list[Pars
             continue
         names = headers + [f"Column {i}" for i in range(len(headers) + 1, len(cells) + 1)]
         text = "\n".join(f"{names[i]}: {cell}" for i, cell in enumerate(cells) if cell)
+        if not room(len(text)):
+            break  # past the document's text budget: the rest is cut
         records.append(Block(text, "record", metadata={"row": number}))
     if not records:
         return []

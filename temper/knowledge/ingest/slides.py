@@ -12,6 +12,7 @@ from pptx.shapes.base import BaseShape
 from pptx.slide import Slide
 
 from temper.knowledge.ingest.common import check_office, clean, markdown_table, require_blocks, stem
+from temper.knowledge.limits import room
 from temper.knowledge.types import Block, ParsedDocument, ParseError
 
 _TITLES = {PP_PLACEHOLDER.TITLE, PP_PLACEHOLDER.CENTER_TITLE, PP_PLACEHOLDER.VERTICAL_TITLE}
@@ -30,7 +31,12 @@ class PptxParser:
         except Exception as e:  # python-pptx raises KeyError/ValueError/BadZipFile/... for broken packages
             raise ParseError(f"{filename} cannot be opened as a PowerPoint deck ({e}); "
                              "open it in PowerPoint and save it again as .pptx") from e
-        blocks = [block for number, slide in enumerate(deck.slides, 1) for block in _slide_blocks(slide, number)]
+        blocks: list[Block] = []
+        for number, slide in enumerate(deck.slides, 1):
+            found = _slide_blocks(slide, number)
+            if not room(sum(len(b.text) for b in found)):
+                break  # past the document's text budget: the rest is cut
+            blocks += found
         require_blocks(blocks, filename)
         props = deck.core_properties
         metadata: dict[str, Any] = {"slides": len(deck.slides)}

@@ -12,6 +12,7 @@ from docx.table import Table
 from docx.text.paragraph import Paragraph
 
 from temper.knowledge.ingest.common import check_office, clean, markdown_table, require_blocks, stem
+from temper.knowledge.limits import room
 from temper.knowledge.types import Block, ParsedDocument, ParseError
 
 # Built-in heading styles by name, English and Chinese ("标题 1"); "Title" / "标题" is the document title.
@@ -56,6 +57,8 @@ class _Walker:
         for part in self.document.iter_inner_content():
             if isinstance(part, Paragraph) and not (text := clean(part.text)):
                 continue
+            if not room(len(text) if isinstance(part, Paragraph) else 0):
+                break  # past the document's text budget: the rest is cut
             if isinstance(part, Paragraph) and (num := _numbering(part)):
                 depth, ordered = int(num[1]) + _style_depth(part), self._ordered(part, num)
                 if items and depth == 0 and num[0] != list_id:  # another list starts right after this one
@@ -70,7 +73,10 @@ class _Walker:
                 blocks.append(Block("\n".join(items), "list"))
                 items, counters = [], {}
             if isinstance(part, Table):
-                if table := markdown_table([[cell.text for cell in row.cells] for row in part.rows]):
+                table = markdown_table([[cell.text for cell in row.cells] for row in part.rows])
+                if not room(len(table)):
+                    break
+                if table:
                     blocks.append(Block(table, "table"))
             else:
                 level, is_title = _heading(part)

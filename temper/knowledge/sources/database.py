@@ -34,6 +34,7 @@ Key = str | int | float
 MEDIA_TYPE = "application/x-temper-records+json"  # a row's document, stored as its parsed blocks
 CONFIG_FIELDS = ("url", "query", "key_column", "title_column", "group_by")
 _BATCH = 500  # rows fetched per round trip while streaming
+_SUFFIX_VALUE_CHARS = 200  # of a key (or group) value in a document's name
 # String literals, quoted identifiers and comments, masked before looking at the statement's own text.
 _LITERALS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/", re.S)
 _SELECT = re.compile(r"\(*\s*(select|with)\b", re.I)
@@ -219,7 +220,7 @@ def _row_document(source: DatabaseSource, row: dict[str, Any]) -> RowDocument:
     value = _cell_text(row[source.key_column])
     title = (_cell_text(row[source.title_column]) if source.title_column else "") or f"{source.key_column} {value}"
     block = _record(source, row)
-    return _document(f"#{source.key_column}={value}", _key(row[source.key_column]), title, [block],
+    return _document(_suffix(source.key_column, value), _key(row[source.key_column]), title, [block],
                      {"columns": list(row), source.key_column: value})
 
 
@@ -228,8 +229,16 @@ def _group_document(source: DatabaseSource, rows: list[dict[str, Any]]) -> RowDo
     value = _cell_text(rows[0][source.group_by])
     title = (_cell_text(rows[0][source.title_column]) if source.title_column else "") or f"{source.group_by} {value}"
     keys = [row[source.key_column] for row in rows]
-    return _document(f"#{source.group_by}={value}", _key(max(keys)), title, [_record(source, row) for row in rows],
+    return _document(_suffix(source.group_by, value), _key(max(keys)), title, [_record(source, row) for row in rows],
                      {"columns": list(rows[0]), source.group_by: value, "rows": len(rows)})
+
+
+def _suffix(column: str, value: str) -> str:
+    """``#column=value``, naming a row's (or group's) document; a value too long to be part of a name is cut and
+    followed by its digest, so that it still names one row."""
+    if len(value) > _SUFFIX_VALUE_CHARS:
+        value = value[:_SUFFIX_VALUE_CHARS // 2] + "…" + hashlib.sha256(value.encode()).hexdigest()[:16]
+    return f"#{column}={value}"
 
 
 def _record(source: DatabaseSource, row: dict[str, Any]) -> Block:

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 import orjson
-from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
@@ -21,6 +21,7 @@ from temper.jobs import store as jobs
 from temper.knowledge import store
 from temper.knowledge.service import KnowledgeService, Upload
 from temper.models.client import Caller
+from temper.server import multipart
 from temper.server.api.deps import Offset, admin, caller, runtime
 from temper.server.runtime import Runtime
 
@@ -159,21 +160,36 @@ def delete(kb_id: str, key: KeyInfo = Depends(admin), rt: Runtime = Depends(runt
 
 # --- documents ----------------------------------------------------------------------------------------------
 
-@router.post("/{kb_id}/documents", status_code=202)
-async def upload(kb_id: str, files: list[UploadFile] = File(..., description="One or more files; a file's "
-                                                                             "name may be a relative path."),
-                 metadata: str = Form("{}", description="JSON object of metadata for every file (filterable)."),
-                 who: Caller = Depends(metered_admin), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
+_UPLOAD_FORM = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["files"], "properties": {
+        "files": {"type": "array", "items": {"type": "string", "format": "binary"},
+                  "description": "One or more files; a file's name may be a relative path."},
+        "metadata": {"type": "string", "default": "{}",
+                     "description": "JSON object of metadata for every file (filterable)."}}}}}}}
+
+
+@router.post("/{kb_id}/documents", status_code=202, openapi_extra=_UPLOAD_FORM)
+async def upload(kb_id: str, request: Request, who: Caller = Depends(metered_admin), rt: Runtime = Depends(runtime)
+                 ) -> dict[str, Any]:
+    """Files as multipart/form-data, each streamed to disk as it arrives (at most TEMPER_MAX_FILE_MB)."""
+    service = _service(rt)
+    await run_in_threadpool(store.get_kb, rt.db, kb_id, who.workspace_id, counted=False)  # 404 before the body
+    form = await multipart.read_form(request, service.blobs.staging(), file_limit=service.max_file_bytes)
     try:
-        meta = orjson.loads(metadata)
-    except orjson.JSONDecodeError:
-        meta = None
-    if not isinstance(meta, dict):
-        raise InvalidRequest("'metadata' must be a JSON object.", param="metadata")
-    uploads = [Upload(f.filename or "", await f.read(), f.content_type if f.content_type != "application/octet-stream"
-                      else None) for f in files]
-    return await run_in_threadpool(_service(rt).add_files, kb_id, uploads, metadata=meta,
-                                   workspace_id=who.workspace_id, caller=who)
+        try:
+            meta = orjson.loads(form.fields.get("metadata", "{}"))
+        except orjson.JSONDecodeError:
+            meta = None
+        if not isinstance(meta, dict):
+            raise InvalidRequest("'metadata' must be a JSON object.", param="metadata")
+        files = [f for f in form.files if f.field == "files"]
+        if not files:
+            raise InvalidRequest("Send one or more files in the 'files' field.", param="files")
+        uploads = [Upload(f.filename, f.path, f.size, f.sha256, f.media_type) for f in files if f.path is not None]
+        return await run_in_threadpool(service.add_files, kb_id, uploads, metadata=meta,
+                                       workspace_id=who.workspace_id, caller=who)
+    finally:
+        form.discard()  # the files not moved into the store: skipped, refused, or another field's
 
 
 @router.post("/{kb_id}/documents/text", status_code=202)
