@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from tests.conftest import Server, start_server, stop_server
 from tests.upstream import Upstream
 
-FUZZ = settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+FUZZ = settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +89,7 @@ def gateway_calls(draw: st.DrawFn) -> tuple[str, dict]:
 
 
 @given(call=gateway_calls())
-@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 def test_no_gateway_input_answers_a_server_error(call: tuple[str, dict], fuzzed: Server) -> None:
     path, body = call
     r = httpx.post(f"{fuzzed.base_url}/{path}", json=body, timeout=60,
