@@ -136,35 +136,29 @@ def test_metadata_past_its_limit_is_refused(server: Server) -> None:
     assert r.status_code == 400 and r.json()["error"]["code"] == "metadata_too_large", r.text
 
 
-def bomb_docx(xml_mib: int) -> bytes:
-    """A small DOCX whose document.xml unzips to about ``xml_mib`` MiB (whitespace around one paragraph)."""
+def _docx_with_body(xml: bytes, first: str) -> bytes:
+    """A DOCX of one paragraph ``first`` with ``xml`` put at the start of its body."""
     d = docx.Document()
-    d.add_paragraph("The bomb paragraph.")
+    d.add_paragraph(first)
     src = zipfile.ZipFile(io.BytesIO(_saved(d)))
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
         for info in src.infolist():
             data = src.read(info)
             if info.filename == "word/document.xml":
-                data = data.replace(b"<w:body>", b"<w:body>" + (b" " * MIB + b"<w:p/>") * xml_mib)
+                data = data.replace(b"<w:body>", b"<w:body>" + xml)
             z.writestr(info.filename, data)
     return out.getvalue()
+
+
+def bomb_docx(xml_mib: int) -> bytes:
+    """A small DOCX whose document.xml unzips to about ``xml_mib`` MiB (whitespace around one paragraph)."""
+    return _docx_with_body((b" " * MIB + b"<w:p/>") * xml_mib, "The bomb paragraph.")
 
 
 def slow_docx(paragraphs: int) -> bytes:
     """A DOCX of many short paragraphs: little text, but seconds of parsing."""
-    d = docx.Document()
-    d.add_paragraph("x")
-    src = zipfile.ZipFile(io.BytesIO(_saved(d)))
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
-        for info in src.infolist():
-            data = src.read(info)
-            if info.filename == "word/document.xml":
-                body = b"<w:p><w:r><w:t>p</w:t></w:r></w:p>" * paragraphs
-                data = data.replace(b"<w:body>", b"<w:body>" + body)
-            z.writestr(info.filename, data)
-    return out.getvalue()
+    return _docx_with_body(b"<w:p><w:r><w:t>p</w:t></w:r></w:p>" * paragraphs, "x")
 
 
 def _saved(d: Any) -> bytes:

@@ -22,6 +22,7 @@ from temper.knowledge.sources.urls import normal_path, redact_url, strip_credent
 from temper.knowledge.sources.web import FetchPolicy, check_allowed, fetch_url
 from tests.conftest import Server, start_server, stop_server, wait_job
 from tests.knowledge.test_kb_api import create_kb, retrieve
+from tests.knowledge.test_sources import Handler
 
 SECRET = "S3cret"
 PAGE = (b"<html><head><title>Internal handbook</title></head><body><article><h1>Internal handbook</h1>"
@@ -30,13 +31,9 @@ PAGE = (b"<html><head><title>Internal handbook</title></head><body><article><h1>
 AUTH = "Basic " + base64.b64encode(f"svc:{SECRET}".encode()).decode()
 
 
-class Site(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Site(Handler):  # its _send, HTTP/1.1 and quiet log
     seen: ClassVar[list[tuple[str, str]]] = []  # (path, Host header) of every request
     redirect_to = ""
-
-    def log_message(self, *args: object) -> None:
-        pass
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         Site.seen.append((self.path, self.headers.get("host", "")))
@@ -48,13 +45,6 @@ class Site(http.server.BaseHTTPRequestHandler):
             self._send(302, Location=Site.redirect_to)
         else:
             self._send(404, b"not here")
-
-    def _send(self, status: int, body: bytes = b"", **headers: str) -> None:
-        self.send_response(status)
-        for name, value in {"Content-Length": str(len(body)), **headers}.items():
-            self.send_header(name.replace("_", "-"), value)
-        self.end_headers()
-        self.wfile.write(body)
 
 
 def serve(context: ssl.SSLContext | None = None) -> tuple[http.server.ThreadingHTTPServer, int]:
