@@ -135,9 +135,13 @@ class ModelClient:
         """The active models ``key`` may use."""
         return [e for e in self.catalog().list() if e.status == "active" and allowed(key, e)]
 
-    async def admit(self, key: KeyInfo, estimate: int = 0) -> Admission:
-        """Budget and rate limits at a request's boundary, reserving ``estimate`` tokens until the charge."""
-        return await self.meter.admit(key, estimate)
+    async def admit(self, key: KeyInfo, op: Operation | None = None, req: dict[str, Any] | None = None) -> Admission:
+        """Budget and rate limits at a request's boundary, reserving the tokens ``req`` may use until the
+        charge (estimated only for a key with a token limit or budget)."""
+        return await self.meter.admit(key, self._estimate(key, op, req))
+
+    def _estimate(self, key: KeyInfo, op: Operation | None, req: dict[str, Any] | None) -> int:
+        return estimate_tokens(op, req) if op is not None and req is not None and self.meter.reserves(key) else 0
 
     async def route(self, op: Operation, entry: ModelEntry, req: dict, *, stream: bool) -> Routed:
         return await self.router.call(op, entry, req, stream=stream)
@@ -190,7 +194,7 @@ class ModelClient:
         caller = _caller.get()
         admission = None
         if caller is not None and caller.key is not None:
-            admission = await self.meter.reserve(caller.key, estimate_tokens(op, req))
+            admission = await self.meter.reserve(caller.key, self._estimate(caller.key, op, req))
         REQUESTER.set(caller.key_id if caller is not None and caller.key_id else "server")
         t0 = time.perf_counter()
         try:

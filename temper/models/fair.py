@@ -19,6 +19,11 @@ import contextvars
 import os
 import threading
 from collections import OrderedDict, deque
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import TypeVar
+
+T = TypeVar("T")
 
 COMPUTE_NICE = 10  # added to a compute thread's nice value; threads it starts (OpenMP, ggml) inherit it
 
@@ -56,6 +61,19 @@ class FairLock:
                 self._forget(who, fut)
             raise
 
+    async def take_turn(self, executor: Executor, work: Callable[[], T], requester: str | None = None) -> T:
+        """``work()`` on ``executor`` in a turn of ``requester``'s; the turn ends when the work does, also when
+        the caller is cancelled meanwhile (a thread cannot be stopped from outside)."""
+        loop = asyncio.get_running_loop()
+        await self.acquire(requester)
+        try:
+            cf = executor.submit(work)
+        except BaseException:
+            self.release()
+            raise
+        cf.add_done_callback(lambda _: _release_soon(loop, self))
+        return await asyncio.wrap_future(cf)
+
     def release(self) -> None:
         """End the current turn: the next requester in the round goes (not the one whose turn ended, if
         anyone else waits), then moves to the round's end."""
@@ -88,7 +106,7 @@ class FairLock:
         self.contended = any(who != self._holder for who in self._waiting)
 
 
-def release_soon(loop: asyncio.AbstractEventLoop, lock: FairLock) -> None:
+def _release_soon(loop: asyncio.AbstractEventLoop, lock: FairLock) -> None:
     """End ``lock``'s turn from a worker thread (a future's done callback)."""
     try:
         loop.call_soon_threadsafe(lock.release)

@@ -113,9 +113,11 @@ class Meter:
 
         A request is admitted while a bucket has at least one token left; its reservation may take the
         bucket below zero, which holds back the next requests until it refills or the charge refunds."""
+        admission = Admission()
+        if not self.reserves(key) and not key.rpm:
+            return admission  # the gateway's hot path for a key without limits
         if key.token_budget is not None:
             await self.check_budget(key)
-        admission = Admission()
         if key.rpm:
             admission.headers += await self._take("requests", key.id, key.rpm, 1)
         if key.tpm:
@@ -123,6 +125,11 @@ class Meter:
             admission.tpm = estimate
         admission.budget = await self._reserve_budget(key, estimate)
         return admission
+
+    @staticmethod
+    def reserves(key: KeyInfo) -> bool:
+        """Whether admitting ``key``'s requests reserves tokens (so an estimate is worth making)."""
+        return key.id != ADMIN_KEY_ID and bool(key.tpm or key.token_budget is not None)
 
     async def reserve(self, key: KeyInfo, estimate: int) -> Admission:
         """The budget part of admission, for a call a capability makes on the key's behalf."""

