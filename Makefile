@@ -20,7 +20,7 @@ install: $(STAMP)
 
 # Debian's Tesseract OCR with Chinese and English, for images and scanned PDFs in knowledge bases; Debian's
 # Redis server, which the scale-out tests start (limits shared across replicas).
-SYSTEM_PACKAGES := tesseract-ocr tesseract-ocr-chi-sim tesseract-ocr-eng redis-server
+SYSTEM_PACKAGES := tesseract-ocr tesseract-ocr-chi-sim tesseract-ocr-eng redis-server openssl
 install-system:
 	dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || { $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $(SYSTEM_PACKAGES); }
 
