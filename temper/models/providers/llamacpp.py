@@ -206,8 +206,8 @@ class LlamaCppProvider:
                     _forget(ch)
                 if job.cancel.is_set():
                     return
-        except TemperError as exc:
-            emit(("error", exc))
+        except Exception as exc:  # a stream's reader learns of it from the event, whatever it was
+            emit(("error", exc if isinstance(exc, TemperError) else UpstreamError(f"llama.cpp failed: {exc}")))
             raise
         finally:
             self._jobs.discard(job)
