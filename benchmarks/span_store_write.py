@@ -40,6 +40,7 @@ BATCH = 1000  # spans per export batch, as the exporter sends them (500 gateway 
 BODY = orjson.dumps({"model": "mock-model", "messages": [{"role": "user", "content": "Say hello in one short "
                                                                                      "sentence please."}],
                      "max_tokens": 64})
+MESSAGES = orjson.dumps(orjson.loads(BODY)["messages"])  # the model call span's input, as the router keeps it
 ANSWER = orjson.dumps({"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "mock-model",
                        "choices": [{"index": 0, "message": {"role": "assistant", "content": " ".join(["tok"] * 16)},
                                     "finish_reason": "stop"}],
@@ -74,9 +75,10 @@ def record(calls: int) -> list[tracing.Finished]:
             span = tracing.start("chat", "gateway", workspace_id="default")
             started = time.time_ns()
             tracing.emit("chat mock-model", "llm", started, (ATTEMPT_ATTRIBUTES, (
-                "chat", "mock-model", "openai", "mock-model", "http://127.0.0.1:1/v1", 1, 0, 12, 16, 3e-05)))
+                "chat", "mock-model", "openai", "mock-model", "http://127.0.0.1:1/v1", 1, 0, None, None, 64, None,
+                None, False, "mock-model", 12, 16, 3e-05, 40.0)), input=MESSAGES, output=ANSWER)
             span.attributes = (SPAN_ATTRIBUTES, ("chat", "key_abc", f"req_{i:024x}", None, "mock-model", 12, 16,
-                                                 3e-05, None, False, 200, "mock-model", None, None, 64, None))
+                                                 3e-05, None, False, 200, "mock-model", None, None, 64, None, None))
             span.input, span.output = BODY, ANSWER
             span.name = "chat mock-model"
             tracing.finish(span)

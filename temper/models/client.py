@@ -256,6 +256,9 @@ class ModelClient:
             error = e
             raise
         finally:
+            close = getattr(reply.events, "aclose", None)
+            if close is not None:  # read to its end, or failed: nothing to do; left early: the upstream stops now
+                await close()
             await self._charge("chat", routed.entry, reply.usage, t0, admission, error, stream=True)
 
     async def complete(self, model: str, prompt: str, **params: Any) -> ChatResult:

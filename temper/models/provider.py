@@ -65,6 +65,7 @@ class Reply:
     first_token_at: float | None = None  # perf_counter() of the first generated token, if known
     usage_event: bytes | None = None  # an upstream's own usage-only stream event, relayed when asked for
     framed: bool = False  # events are ready-made SSE bytes ("data: ...\n\n", possibly several) to relay as is
+    traced_events: list | None = None  # a streamed answer's events (capped), kept by the router's trace for spans
 
 
 @runtime_checkable

@@ -31,6 +31,7 @@ SPAN_COLUMNS = ("span_id", "trace_id", "parent_id", "workspace_id", "name", "kin
 TRACE_COLUMNS = ("trace_id", "span_id", "parent_id", "workspace_id", "name", "kind", "start_us", "duration_ms",
                  "status", "error", "app_id", "model", "key_id", "input_tokens", "output_tokens", "cost", "ttft_ms",
                  "span_count", "attributes", "input", "output", "raw_input", "raw_output", "spans")
+GENERATION_KINDS = frozenset(("llm", "embedding", "rerank"))  # model calls: their spans keep the answer's text
 INLINE_LIMIT = 200  # child spans kept in a trace's row; more go to the spans table
 OPEN_TRACES_LIMIT = 100_000  # traces whose spans arrived before their root; the oldest are forgotten beyond
 
@@ -134,6 +135,8 @@ class SpanStoreSink:
                 totals[1] += attrs.get(INPUT_TOKENS) or 0
                 totals[2] += attrs.get(OUTPUT_TOKENS) or 0
                 totals[3] += attrs.get(COST) or 0.0
+            if kind in GENERATION_KINDS and output is not None and not isinstance(output, str):
+                output = readable_output(parsed(output))  # a body or stream events, as the model client got them
             children = inline.get(root_id)
             if children is not None and len(children) < INLINE_LIMIT:
                 child = {"id": f"{span_id:016x}", "parent_id": f"{parent_id:016x}", "name": name[:200], "kind": kind,

@@ -40,6 +40,7 @@ TTFT_MS = "temper.ttft_ms"
 KEY_ID = "temper.key_id"
 APP_ID = "temper.app_id"
 ERROR_CODE = "error.type"
+MAX_PAYLOAD = 1024 * 1024  # of a larger input or output a span keeps this much (the store: TEMPER_TRACE_PAYLOAD_CHARS)
 
 F = TypeVar("F", bound=Callable[..., Any])
 # A span's attributes: a dict, or a pair of tuples (names, values) of the same length. A path that runs for
@@ -215,17 +216,21 @@ def start(name: str, kind: str = "custom", attributes: dict[str, Any] | None = N
     return s
 
 
-def emit(name: str, kind: str, start_ns: int, attributes: Attributes, error: BaseException | None = None) -> None:
-    """Record a span that began at ``start_ns`` and ends now, under the current span, in one call.
+def emit(name: str, kind: str, start_ns: int, attributes: Attributes, error: BaseException | None = None, *,
+         parent: Span | None = None, input: Any = None, output: Any = None) -> None:
+    """Record a span that began at ``start_ns`` and ends now, under ``parent`` (default: the current span), in
+    one call.
 
     For an operation on a hot path that opens no spans of its own (an upstream model call): it costs about
-    half of ``start`` and ``finish``, with no span object and no change of the current span.
+    half of ``start`` and ``finish``, with no span object and no change of the current span. ``parent`` is for
+    a span that ends in another context than it began in (a streamed answer, ended by whoever reads it).
     """
     sink = _sink
     if sink is None:
         return
     end = time.time_ns()
-    parent = _current.get()
+    if parent is None:
+        parent = _current.get()
     message = None
     if error is not None:  # a copy: the caller's dict may be shared by every call
         attributes = dict(as_dict(attributes))
@@ -234,7 +239,7 @@ def emit(name: str, kind: str, start_ns: int, attributes: Attributes, error: Bas
         (parent.trace_id, parent.span_id, parent.root_id or parent.span_id, parent.workspace_id) if parent is not None
         else (_new_trace_id(start_ns), None, None, DEFAULT_WORKSPACE))
     sink.put((trace_id, _rand.getrandbits(64) or 1, parent_id, root_id, workspace_id, name, kind, start_ns, end,
-              "ok" if message is None else "error", message, attributes, None, None))
+              "ok" if message is None else "error", message, attributes, input, output))
 
 
 def finish(s: Span, error: BaseException | None = None) -> None:

@@ -309,7 +309,8 @@ class LlamaCppProvider:
             raise InvalidRequest(f"This request asks for up to {max_tokens * choices} generated tokens ({choices} "
                                  f"choices × {param} {max_tokens}); this server allows at most "
                                  f"{self.max_output_tokens} per request. Lower 'n' or '{param}'.", param=param,
-                                 code="output_too_large")
+                                 code="output_too_large", params={"limit": self.max_output_tokens,
+                                                                  "requested": max_tokens * choices})
         return max_tokens
 
     @staticmethod
@@ -395,7 +396,7 @@ def _tokenize(model: _Model, text: str, param: str) -> list[int]:
     if len(text) > llm.n_ctx() * model.max_piece:
         raise InvalidRequest(f"This model's maximum context length is {llm.n_ctx()} tokens, and the {param} "
                              f"({len(text)} characters) cannot fit in it.", param=param,
-                             code="context_length_exceeded")
+                             code="context_length_exceeded", params={"limit": llm.n_ctx(), "characters": len(text)})
     tokens = llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
     bos = llm.token_bos()
     if llm._model.add_bos_token() and bos != -1 and tokens[:1] != [bos]:
@@ -407,7 +408,8 @@ def _capacity(llm: Llama, tokens: list[int], max_tokens: int, param: str) -> int
     room = llm.n_ctx() - len(tokens)
     if room <= 0:
         raise InvalidRequest(f"This model's maximum context length is {llm.n_ctx()} tokens, but the {param} "
-                             f"use {len(tokens)} tokens.", param=param, code="context_length_exceeded")
+                             f"use {len(tokens)} tokens.", param=param, code="context_length_exceeded",
+                             params={"limit": llm.n_ctx(), "requested": len(tokens)})
     return min(max_tokens, room)
 
 
@@ -576,7 +578,10 @@ def _generate(model: _Model, job: _Job, ch: _Choice, emit: Callable[[Event], Non
             break
         if may_pause and decoded >= SLICE_TOKENS and turns.contended and _pause(llm, ch):
             return False
-    pending = ch.pending + ch.decoder.decode(b"", final=True)
+    # the decoder holds back a character's bytes until it is whole: a choice cut mid-character (at max_tokens or a
+    # stop) drops the incomplete tail rather than ending in U+FFFD
+    ch.decoder.reset()
+    pending = ch.pending
     calls: list[dict] = []
     if ch.captured is not None:
         captured = ch.captured + pending

@@ -41,8 +41,7 @@ JSON_CT = (b"content-type", b"application/json")
 SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
                (b"x-accel-buffering", b"no")]
 CLIENT_CLOSED = 499
-MAX_CAPTURED_EVENTS = 4096  # a streamed answer's events kept for its trace
-MAX_TRACED_BODY = 1024 * 1024  # of a larger request body the trace keeps this much (it stores 8,000 characters)
+MAX_TRACED_BODY = tracing.MAX_PAYLOAD  # of a larger request body the trace keeps this much
 # The gateway span's attributes, as (names, values) (see tracing.Attributes): what metering recorded, then
 # what the request asked for
 SPAN_ATTRIBUTES = (OPERATION, KEY_ID, "temper.request_id", APP_ID, RESPONSE_MODEL, INPUT_TOKENS, OUTPUT_TOKENS, COST,
@@ -151,7 +150,7 @@ class Gateway:
                 entry = self.rt.models.resolve(model_id, key)
             except PermissionDenied:
                 raise ModelNotFound(f"The model `{model_id}` does not exist or you do not have access to it.",
-                                    param="model") from None
+                                    param="model", params={"model": model_id}) from None
             return orjson.dumps(entry.openai_object())
         return orjson.dumps({"object": "list", "data": [e.openai_object() for e in self.rt.models.visible(key)]})
 
@@ -220,8 +219,7 @@ class Gateway:
                 output = reply.body if reply.body is not None else orjson.dumps(reply.data)
                 await send_json(send, reply.status, output, headers)
             else:
-                output = [] if span is not tracing.NO_SPAN else None
-                ttft = await self._stream(send, reply, headers, include_usage, watcher, output)
+                ttft = await self._stream(send, reply, headers, include_usage, watcher)
                 record["ttft_ms"] = (ttft - t0) * 1000 if ttft else None
         except TemperError as e:
             error = e
@@ -253,13 +251,16 @@ class Gateway:
                 await models.charge(record, key, entry, reply.usage if reply is not None else None, t0, admission)
             finally:
                 if span is not tracing.NO_SPAN:
+                    if reply is not None and reply.events is not None:
+                        output = reply.traced_events  # the router's trace kept the streamed answer's events
                     _trace(span, record, req, body, output, error, self.rt.loop_lag.worst_since(t0))
 
     async def _stream(self, send: Send, reply: Reply, headers: list[tuple[bytes, bytes]], include_usage: bool,
-                      watcher: asyncio.Task, captured: list | None) -> float | None:
+                      watcher: asyncio.Task) -> float | None:
         """Relay events as SSE; returns perf_counter() of the first event (time to first token).
 
-        ``captured`` (when tracing) receives the relayed bytes, up to a cap, for the trace's output.
+        Left early (the client went away), the events are closed at once: the upstream stops, and the model
+        call's span ends then.
         """
         assert reply.events is not None
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + headers})
@@ -276,13 +277,16 @@ class Gateway:
                         last = ev
                         ev = dumps(ev)
                     ev = b"data: " + ev + b"\n\n"
-                if captured is not None and len(captured) < MAX_CAPTURED_EVENTS:
-                    captured.append(ev)
                 await send({"type": "http.response.body", "body": ev, "more_body": True})
         except TemperError as e:  # failed after the first byte: report it in the stream
             watcher.cancel()
             await send({"type": "http.response.body", "body": b"data: " + dumps(e.body()) + b"\n\n",
                         "more_body": False})
+            raise
+        except BaseException:
+            close = getattr(reply.events, "aclose", None)
+            if close is not None:
+                await close()
             raise
         watcher.cancel()
         tail = b""
