@@ -1,8 +1,9 @@
-"""Trace query latency over a large span store (SQLite by default).
+"""Trace and analytics query latency over a large store (SQLite by default).
 
 Fills a fresh database with N spans through the real export path (SpanStoreSink: 1 trace row per root plus
-its child spans), arriving in time order over 7 days, 6 models, 40 keys, 3% errors, Chinese and English inputs; then times
-the queries the console and the API run: trace lists with filters, one trace as a tree, stats.
+its child spans), arriving in time order over 7 days, 6 models, 40 keys, 3% errors, Chinese and English inputs,
+and one usage row per trace (what metering writes for each call: Usage and Analytics count those); then times
+the queries the console and the API run: trace lists with filters, one trace as a tree, analytics.
 
     python benchmarks/trace_query.py --spans 1000000      # ~1M spans: a few minutes to fill
     python benchmarks/trace_query.py --db sqlite:////tmp/spans.db --reuse   # query an existing fill again
@@ -15,14 +16,18 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from temper.ops.analytics import stats
+from sqlalchemy import insert
+
+from temper.ops.analytics import CallFilter, stats
 from temper.ops.span_store import SpanStoreSink
 from temper.ops import tracing
 from temper.ops.tracing import Finished, Span
 from temper.ops.traces import TraceFilter, get_trace, list_traces, now_us
 from temper.store.db import get_engine, migrate
+from temper.store.tables import UsageRecord
 
 MODELS = ["qwen3-8b", "smollm2-135m-instruct", "gpt-4o-mini", "deepseek-v3", "glm-4", "multilingual-e5-small"]
 TOPICS = ["保险理赔需要哪些材料", "合同终止条款怎么写", "how do I reset my password", "summarise this report",
@@ -38,6 +43,7 @@ def fill(db: str, n_spans: int, seed: int = 7) -> int:
     step = 7 * DAY_US / (n_spans / 2.6)  # traces arrive in time order, as they do in a running server
     made = traces = 0
     batch: list[Finished] = []
+    calls: list[dict] = []
     tracing.install(type("Batch", (), {"put": staticmethod(batch.append)})())  # what Span.end hands over
     t0 = time.perf_counter()
     while made < n_spans:
@@ -65,15 +71,32 @@ def fill(db: str, n_spans: int, seed: int = 7) -> int:
         root.end(root_end)
         made += 1
         traces += 1
+        attrs = root.attributes
+        calls.append({"request_id": f"req_{traces:024x}", "workspace_id": "ws_default", "key_id": attrs["temper.key_id"],
+                      "model": model, "operation": "chat", "prompt_tokens": attrs["gen_ai.usage.input_tokens"],
+                      "completion_tokens": attrs["gen_ai.usage.output_tokens"], "cost": attrs["temper.cost"],
+                      "latency_ms": duration_ms, "ttft_ms": attrs["temper.ttft_ms"], "status": 500 if failed else 200,
+                      "error_code": "upstream_timeout" if failed else None,
+                      "created_at": datetime.fromtimestamp(start_us / 1e6, timezone.utc)})
         if len(batch) >= 2000:
             sink.export(batch)
             batch.clear()
+            with sink.engine.begin() as conn:
+                conn.execute(insert(UsageRecord), calls)
+            calls.clear()
             if traces % 50_000 < 700:
                 print(f"  {made:,} spans ({made / (time.perf_counter() - t0):,.0f}/s)", flush=True)
     if batch:
         sink.export(batch)
+    if calls:
+        with sink.engine.begin() as conn:
+            conn.execute(insert(UsageRecord), calls)
     tracing.install(None)
     return traces
+
+
+def ago(**delta: float) -> datetime:
+    return datetime.now(timezone.utc) - timedelta(**delta)
 
 
 def timed(fn: Callable[[], object], runs: int) -> tuple[float, float]:
@@ -121,9 +144,10 @@ def main() -> None:
         ("search text (common), last 24 h", lambda: list_traces(
             db, TraceFilter(workspace_id=ws, q=rng.choice(TOPICS)[:4], since_us=day_ago), limit=50)),
         ("show one trace (tree)", lambda: get_trace(db, rng.choice(some))),
-        ("stats last 1 h by model", lambda: stats(db, TraceFilter(workspace_id=ws), hours=1, group_by="model")),
-        ("stats last 24 h by key, hourly", lambda: stats(db, TraceFilter(workspace_id=ws), hours=24, bucket="hour",
-                                                         group_by="key")),
+        ("analytics last 1 h by model", lambda: stats(db, CallFilter(workspace_id=ws, since=ago(hours=1)),
+                                                      group_by="model")),
+        ("analytics last 24 h by key, hourly", lambda: stats(db, CallFilter(workspace_id=ws, since=ago(hours=24)),
+                                                             bucket="hour", group_by="key")),
     ]
     print(f"\n{spans:,} spans stored; {a.runs} runs per query\n")
     print("| query | p50 ms | p99 ms | p50 / 50 ms target |")

@@ -10,6 +10,7 @@ from rich.tree import Tree
 
 from temper.cli.common import clean_errors, console, ready, table
 from temper.errors import InvalidRequest
+from temper.ops.analytics import CallFilter, window
 from temper.ops.analytics import stats as compute_stats
 from temper.ops.trace_masking import get_masking, set_masking
 from temper.ops.traces import TraceFilter, count_traces, export_traces, get_trace, list_traces, now_us
@@ -133,14 +134,16 @@ def masking(mask: bool = typer.Option(None, "--on/--off", help="Store traces wit
 
 @clean_errors
 def stats(hours: float = typer.Option(1.0, help="The last N hours."),
-          by: str = typer.Option("model", "--by", help="model, key or app."),
+          by: str = typer.Option("model", "--by", help="model, key, app or source."),
           bucket: str = typer.Option(None, help="minute, hour or day (default: by the window)."),
           model: str = MODEL, key: str = KEY, app_id: str = APP) -> None:
-    """Requests, errors, latency p50/p95/p99, TTFT, tokens and cost from the traces, per model, key or app."""
+    """Requests (metered model calls, as ``temper usage`` counts them), errors, latency p50/p95/p99 and TTFT of
+    the successful ones, tokens and cost, per model, key, app or source."""
     s = ready()
     bucket = bucket or ("minute" if hours <= 6 else "hour" if hours <= 24 * 14 else "day")
-    r = compute_stats(s.db_url, TraceFilter(model=model, key_id=key, app_id=app_id), hours=hours, bucket=bucket,
-                      group_by=by)
+    since, until = window(hours=hours)
+    r = compute_stats(s.db_url, CallFilter(model=model, key_id=key, app_id=app_id, since=since, until=until),
+                      group_by=by, bucket=bucket)
     t = table(by, "requests", "errors", "error %", "p50 ms", "p95 ms", "p99 ms", "TTFT p50", "tokens in/out",
               "cost $", title=f"last {hours:g} h, {r['since'][:16]} → {r['until'][:16]} UTC")
     for name, m in [*((g["group"] or "-", g) for g in r["groups"]), ("[bold]all[/bold]", r["totals"])]:

@@ -145,13 +145,14 @@ class Meter:
     async def check_budget(self, key: KeyInfo) -> None:
         if key.token_budget is not None and await self.store.spent(key.id) >= key.token_budget:
             raise QuotaExceeded(f"API key {key.prefix}… has used its token budget ({key.token_budget} tokens).",
-                                headers={"x-should-retry": "false"})
+                                headers={"x-should-retry": "false"}, params={"budget": key.token_budget})
 
     async def _take(self, kind: str, key_id: str, limit: int, amount: float) -> list[tuple[bytes, bytes]]:
         level, wait = await self.store.take(f"{kind}:{key_id}", limit, limit / 60, amount)
         if wait:
             raise RateLimited(f"Rate limit reached for {kind}: limit {limit} per minute. "
                               f"Please try again in {wait:.2f}s.",
+                              params={"limit": limit, "kind": kind, "retry_after": max(1, math.ceil(wait))},
                               headers={"retry-after": str(max(1, math.ceil(wait))),
                                        f"x-ratelimit-limit-{kind}": str(limit),
                                        f"x-ratelimit-remaining-{kind}": "0",
@@ -229,7 +230,13 @@ def _totals() -> list:
     return [func.count().label("requests"), func.sum(case((UsageRecord.status >= 400, 1), else_=0)).label("errors"),
             func.sum(UsageRecord.prompt_tokens).label("prompt_tokens"),
             func.sum(UsageRecord.completion_tokens).label("completion_tokens"),
-            func.sum(UsageRecord.cost).label("cost"), func.avg(UsageRecord.latency_ms).label("avg_latency_ms")]
+            func.sum(UsageRecord.cost).label("cost"), func.avg(_ok(UsageRecord.latency_ms)).label("avg_latency_ms")]
+
+
+def _ok(column):  # type: ignore[no-untyped-def]
+    """``column`` for successful requests, NULL for errors: latency is that of the successful ones
+    (temper.ops.analytics defines it)."""
+    return case((UsageRecord.status < 400, column))
 
 
 def _time_prefix(chars: int):  # type: ignore[no-untyped-def]
@@ -244,7 +251,7 @@ def usage_summary(db: str, *, group_by: str = "key", since: datetime | None = No
     columns = {"key": UsageRecord.key_id, "model": UsageRecord.model, "day": _time_prefix(10)}
     group = columns[group_by]
     q = select(group.label("group"), *_totals(),
-               func.max(UsageRecord.latency_ms).label("max_latency_ms")).group_by(group).order_by(group)
+               func.max(_ok(UsageRecord.latency_ms)).label("max_latency_ms")).group_by(group).order_by(group)
     q = _filtered(q, since=since, workspace_id=workspace_id, key_id=key_id, model=model)
     with session(db) as s:
         return [dict(r._mapping) | {"total_tokens": (r.prompt_tokens or 0) + (r.completion_tokens or 0)}
@@ -260,7 +267,7 @@ def usage_series(db: str, *, bucket: str = "hour", since: datetime, workspace_id
     """Totals per time bucket from ``since`` to now, empty buckets included (for charts)."""
     chars, step, fmt = BUCKETS[bucket]
     label = _time_prefix(chars)
-    q = _filtered(select(label.label("bucket"), *_totals(), func.avg(UsageRecord.ttft_ms).label("avg_ttft_ms"))
+    q = _filtered(select(label.label("bucket"), *_totals(), func.avg(_ok(UsageRecord.ttft_ms)).label("avg_ttft_ms"))
                   .group_by(label), since=since, workspace_id=workspace_id, key_id=key_id, model=model)
     with session(db) as s:
         found = {r.bucket: r for r in s.execute(q)}

@@ -61,13 +61,26 @@ class ModelRow(Base):
     fallbacks: Mapped[list] = mapped_column(JSON, default=list)
     context_length: Mapped[int | None] = mapped_column(Integer, nullable=True)
     parameters: Mapped[str | None] = mapped_column(String(40), nullable=True)
-    input_price: Mapped[float] = mapped_column(Float, default=0.0)
-    output_price: Mapped[float] = mapped_column(Float, default=0.0)
+    input_price: Mapped[float | None] = mapped_column(Float, nullable=True)  # None: no price set
+    output_price: Mapped[float | None] = mapped_column(Float, nullable=True)
     tags: Mapped[list] = mapped_column(JSON, default=list)
     status: Mapped[str] = mapped_column(String(20), default="active")
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class ModelHealth(Base):
+    """The last reachability check of a remote model (``state``: healthy, unhealthy or unreachable)."""
+
+    __tablename__ = "model_health"
+    model_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    state: Mapped[str] = mapped_column(String(20))
+    code: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    message: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    latency_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    checked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class ApiKey(Base):
@@ -108,7 +121,8 @@ class UsageRecord(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     __table_args__ = (Index("ix_usage_key_time", "key_id", "created_at"),
-                      Index("ix_usage_model_time", "model", "created_at"))
+                      Index("ix_usage_model_time", "model", "created_at"),
+                      Index("ix_usage_ws_time", "workspace_id", "created_at"))
 
 
 class Revision(Base):
@@ -316,6 +330,8 @@ class JobRow(Base):
     total: Mapped[int] = mapped_column(Integer, default=0)
     unit: Mapped[str] = mapped_column(String(20), default="items")
     message: Mapped[str] = mapped_column(Text, default="")
+    # the same progress as named counts and a phase, for clients that word it themselves (the console)
+    progress: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     worker: Mapped[str | None] = mapped_column(String(100), nullable=True)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from typer.testing import CliRunner
 
 from temper.cli.main import app
 from temper.config import get_settings
+from temper.models.metering import UsageWriter, usage_row
 from temper.ops import tracing
 from temper.ops.exporter import SpanExporter
 from temper.ops.span_store import SpanStoreSink
@@ -82,6 +84,14 @@ def test_export_writes_jsonl(traces: list[str], tmp_path: Path) -> None:
 
 
 def test_stats_per_model(traces: list[str]) -> None:
+    """``temper stats`` counts requests (usage rows, written here by the server's writer), not traces."""
+    writer = UsageWriter(get_settings().db_url)
+    for i, (model, status) in enumerate([("small", 200), ("small", 200), ("big", 502)]):
+        row = usage_row(f"req_{i}", "ws_default", "key_a", "chat", model)
+        row |= {"status": status, "prompt_tokens": 10 * (i + 1), "completion_tokens": 5, "latency_ms": 12.0,
+                "created_at": datetime.now(timezone.utc)}
+        writer.record(row)
+    writer.flush()
     out = run("stats", "--by", "model")
     small = next(x for x in out.splitlines() if "small" in x)
     big = next(x for x in out.splitlines() if "big" in x)

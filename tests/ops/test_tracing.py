@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import math
 import os
 import signal
 import threading
@@ -17,14 +16,13 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from temper.ops import tracing
-from temper.ops.analytics import stats
 from temper.ops.exporter import SpanExporter
 from temper.ops.otlp import OtlpSink
 from temper.ops.pii import mask_pii
 from temper.ops.scores import add_score
 from temper.ops.span_store import SpanStoreSink
 from temper.ops.span_writer import WriterProcess
-from temper.ops.traces import TraceFilter, delete_before, get_trace, list_traces, now_us
+from temper.ops.traces import TraceFilter, delete_before, get_trace, list_traces
 from temper.store.db import migrate, session
 from temper.store.tables import ScoreRow, SpanRow, TraceRow
 
@@ -367,60 +365,6 @@ def test_otlp_export_reaches_a_collector(db: str) -> None:
     assert resource["service.name"] == "temper"
     assert collector.headers[0].get("x-tenant") == "acme"
     assert get_trace(db, root.trace_hex)["span_count"] == 2  # the store got them too
-
-
-def _seed(db: str, rows: list[tuple[str, str, float, float | None, str, int, int, float, int]]) -> None:
-    with session(db) as s:
-        for i, (model, key, ms, ttft, status, tin, tout, cost, start) in enumerate(rows):
-            s.add(TraceRow(trace_id=f"{i + 1:032x}", span_id=f"{i + 1:016x}", workspace_id="ws_default",
-                           name=f"chat {model}", kind="gateway", start_us=start, duration_ms=ms, status=status,
-                           model=model, key_id=key, input_tokens=tin, output_tokens=tout, cost=cost, ttft_ms=ttft,
-                           span_count=2, attributes={}))
-
-
-def _rank(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[math.ceil(p * len(ordered)) - 1]
-
-
-def test_analytics_equal_hand_computed_numbers(db: str) -> None:
-    minute = 60_000_000
-    end = (now_us() // minute) * minute + minute // 2
-    rows = []
-    for i in range(37):  # two models, two keys, three minutes, some errors, TTFT only on some
-        model, key = ("a", "k1") if i % 3 else ("b", "k2")
-        rows.append((model, key, float((i * 37) % 101 + 1), float(i) if i % 4 else None,
-                     "error" if i % 7 == 0 else "ok", 10 + i, i, 0.001 * i, end - minute * (i % 3) - 1000))
-    rows.append(("a", "k1", 5.0, None, "ok", 1, 1, 0.0, end - 5 * 3600 * 1_000_000))  # outside the window
-    _seed(db, rows)
-    s = stats(db, TraceFilter(workspace_id="ws_default"), hours=1, bucket="minute", group_by="model", until_us=end)
-    inside = rows[:-1]
-
-    def expect(sub: list) -> dict:
-        ms = [r[2] for r in sub]
-        ttft = [r[3] for r in sub if r[3] is not None]
-        errors = sum(r[4] == "error" for r in sub)
-        return {"requests": len(sub), "errors": errors, "error_rate": round(errors / len(sub), 6),
-                "p50_ms": _rank(ms, .5), "p95_ms": _rank(ms, .95), "p99_ms": _rank(ms, .99),
-                "ttft_p50_ms": _rank(ttft, .5), "ttft_p95_ms": _rank(ttft, .95),
-                "input_tokens": sum(r[5] for r in sub), "output_tokens": sum(r[6] for r in sub),
-                "cost": pytest.approx(sum(r[7] for r in sub))}
-
-    assert s["totals"] == expect(inside)
-    assert {g["group"]: {k: v for k, v in g.items() if k != "group"} for g in s["groups"]} == {
-        m: expect([r for r in inside if r[0] == m]) for m in ("a", "b")}
-    points = {p["t"]: p for p in s["series"] if p["requests"]}
-    assert len(points) == 3 and sum(p["requests"] for p in s["series"]) == len(inside)
-    for p in points.values():
-        bucket = [r for r in inside if (r[8] // minute) * minute == _us(p["t"])]
-        assert {k: v for k, v in p.items() if k != "t"} == expect(bucket)
-    by_key = stats(db, TraceFilter(workspace_id="ws_default", model="a"), hours=1, group_by="key", until_us=end)
-    assert [(g["group"], g["requests"]) for g in by_key["groups"]] == [("k1", sum(r[0] == "a" for r in inside))]
-
-
-def _us(iso: str) -> int:
-    from datetime import datetime
-    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1_000_000)
 
 
 def test_retention_deletes_old_traces_with_their_spans_and_scores(db: str, store: SpanExporter) -> None:

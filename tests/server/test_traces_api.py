@@ -134,7 +134,7 @@ def test_stats_per_model_and_key_for_the_last_hour(traced: Server) -> None:
     assert by_model["embed"]["requests"] == sum(t["model"] == "embed" for t in listed) >= 3
     assert sum(p["requests"] for p in s["series"]) == len(listed) and len(s["series"]) in (60, 61)
     keys = traced.api("GET", "/api/v1/traces/stats", params={"hours": 1, "group_by": "key"}).json()
-    assert keys["groups"][0]["group"] == "key_admin" and keys["groups"][0]["name"]
+    assert keys["groups"][0]["group"] == "key_admin" and keys["groups"][0]["key_name"]
     assert traced.api("GET", "/api/v1/traces/stats", params={"hours": 100, "bucket": "minute"}).status_code == 400
 
 

@@ -25,10 +25,10 @@ from temper.auth.sessions import create_session, find_session
 from temper.errors import Conflict, InvalidRequest, NotFound
 from temper.jobs import store as jobs
 from temper.models.catalog import Catalog, ModelEntry, add_model, remove_model, stored_entries
-from temper.models.metering import UsageWriter, usage_records, usage_series, usage_summary
+from temper.models.metering import UsageWriter, usage_records, usage_row, usage_series, usage_summary
 from temper.models.provider import Deployment
 from temper.ops import tracing
-from temper.ops.analytics import stats
+from temper.ops.analytics import CallFilter, stats
 from temper.ops.annotations import create_queue, delete_queue, export_dataset, get_queue, next_item, submit
 from temper.ops.exporter import SpanExporter
 from temper.ops.prompts import store as prompts
@@ -247,28 +247,30 @@ def test_traces_are_listed_filtered_paged_exported_and_expired(db: str, spans: S
     assert count_traces(db, everything) == 7
 
 
-def test_analytics_totals_groups_and_series_with_exact_percentiles(db: str, spans: SpanExporter) -> None:
+def test_analytics_totals_groups_and_series_with_exact_percentiles(db: str) -> None:
+    """Requests (usage rows) as temper.ops.analytics counts them; latency percentiles over the successful ones."""
     ws = _ws()
-    end = (now_us() // 60_000_000) * 60_000_000  # on a minute boundary
+    end = datetime.now(timezone.utc).replace(second=0, microsecond=0)  # on a minute boundary
+    writer = UsageWriter(db)
     for i in range(20):  # 10, 20, ... 200 ms; small: the even ones; errors: every fifth
-        _root(f"c{i}", "gateway", end - 10 * 60_000_000 + i * 30_000_000, 10 * (i + 1),
-              {tracing.REQUEST_MODEL: "small" if i % 2 == 0 else "big", tracing.INPUT_TOKENS: i,
-               tracing.OUTPUT_TOKENS: 1, tracing.COST: 0.5, tracing.TTFT_MS: float(i)}, ws,
-              error="boom" if i % 5 == 4 else None)
-    spans.drain()
-    out = stats(db, TraceFilter(workspace_id=ws), hours=0.25, bucket="minute", group_by="model", until_us=end)
+        writer.record(usage_row(f"req_{uuid.uuid4().hex}", ws, None, "chat", "small" if i % 2 == 0 else "big") | {
+            "latency_ms": 10.0 * (i + 1), "ttft_ms": float(i), "prompt_tokens": i, "completion_tokens": 1, "cost": 0.5,
+            "status": 502 if i % 5 == 4 else 200, "created_at": end - timedelta(minutes=10, seconds=-30 * i)})
+    writer.flush()
+    out = stats(db, CallFilter(workspace_id=ws, since=end - timedelta(minutes=15), until=end), bucket="minute",
+                group_by="model")
     totals = out["totals"]
     assert (totals["requests"], totals["errors"], totals["error_rate"]) == (20, 4, 0.2)
-    assert (totals["p50_ms"], totals["p95_ms"], totals["p99_ms"]) == (100, 190, 200)
-    assert (totals["ttft_p50_ms"], totals["input_tokens"], totals["output_tokens"], totals["cost"]) == (9, 190, 20, 10)
+    assert (totals["p50_ms"], totals["p95_ms"], totals["p99_ms"]) == (90, 190, 190)  # 50, 100, 150, 200: failed
+    assert (totals["ttft_p50_ms"], totals["input_tokens"], totals["output_tokens"], totals["cost"]) == (8, 190, 20, 10)
     groups = {g["group"]: g for g in out["groups"]}
-    assert (groups["small"]["requests"], groups["small"]["p50_ms"], groups["big"]["p99_ms"]) == (10, 90, 200)
+    assert (groups["small"]["requests"], groups["small"]["p50_ms"], groups["big"]["p99_ms"]) == (10, 90, 180)
     series = out["series"]
     assert len(series) == 15 and sum(p["requests"] for p in series) == 20
     assert [p["requests"] for p in series[5:]] == [2] * 10 and series[5]["p50_ms"] == 10
-    by_key = stats(db, TraceFilter(workspace_id=ws, status="error"), hours=1, bucket="hour", group_by="key",
-                   until_us=end)
-    assert by_key["totals"]["requests"] == 4 and [g["group"] for g in by_key["groups"]] == [None]
+    by_key = stats(db, CallFilter(workspace_id=ws, status="error", since=end - timedelta(hours=1), until=end),
+                   bucket="hour", group_by="source")
+    assert by_key["totals"]["requests"] == 4 and [g["group"] for g in by_key["groups"]] == ["internal"]
 
 
 def test_scores_on_traces_and_spans(db: str, spans: SpanExporter) -> None:
@@ -351,7 +353,9 @@ def test_usage_is_written_and_summarised_per_key_model_and_time(db: str) -> None
     since = now - timedelta(days=1)
     by_model = {r["group"]: r for r in usage_summary(db, group_by="model", since=since, key_id=key.id)}
     assert (by_model["small"]["requests"], by_model["small"]["prompt_tokens"], by_model["small"]["errors"]) == (3, 60, 0)
-    assert (by_model["big"]["errors"], by_model["big"]["max_latency_ms"], by_model["big"]["total_tokens"]) == (1, 400, 41)
+    # latency is that of the successful requests: "big" only failed (temper.ops.analytics defines it)
+    assert (by_model["big"]["errors"], by_model["big"]["max_latency_ms"], by_model["big"]["total_tokens"]) == (1, None, 41)
+    assert by_model["small"]["max_latency_ms"] == 300
     by_day = usage_summary(db, group_by="day", key_id=key.id)
     assert {r["group"] for r in by_day} == {(now - timedelta(days=3)).strftime("%Y-%m-%d"),
                                             *(t.strftime("%Y-%m-%d") for t in stamps)}

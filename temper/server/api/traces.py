@@ -1,5 +1,7 @@
 """Management API: traces (list, search, one as a tree, JSONL export), analytics and scores.
 
+Analytics counts metered model calls, as Usage does (``temper.ops.analytics`` defines both), not traces.
+
 Admins see every trace of their workspace; a member (a non-admin key or its console session) sees only the
 traces made with its own key, like usage, and always with personal data masked, even where the workspace
 stores traces verbatim (``PUT /api/v1/traces/settings``, admins only).
@@ -15,12 +17,13 @@ from pydantic import BaseModel, Field
 
 from temper.auth.keys import KeyInfo, list_keys
 from temper.errors import InvalidRequest, NotFound
-from temper.ops.analytics import stats
+from temper.ops.analytics import CallFilter, job_stats, stats, window
 from temper.ops.pii import Masker
 from temper.ops.scores import add_score, delete_score, list_scores
 from temper.ops.trace_masking import get_masking, masker_for, set_masking
 from temper.ops.traces import TraceFilter, export_traces, get_trace, list_traces, now_us
 from temper.server.api.deps import MAX_HOURS, admin, caller, own_key, runtime
+from temper.server.api.usage import key_labels
 from temper.server.runtime import Runtime
 
 router = APIRouter(tags=["traces"])
@@ -73,19 +76,29 @@ def traces(rt: Runtime = Depends(runtime), f: TraceFilter = Depends(trace_filter
     return {"object": "list", "data": data, "has_more": nxt is not None, "next_cursor": nxt}
 
 
-@router.get("/api/v1/traces/stats")
-def trace_stats(rt: Runtime = Depends(runtime), f: TraceFilter = Depends(trace_filter),
-                window: float = Query(1.0, alias="hours", gt=0, le=24 * 400),
-                bucket: Literal["minute", "hour", "day"] = "minute",
-                group_by: Literal["model", "key", "app"] = "model") -> dict[str, Any]:
-    """Requests, errors, p50/p95/p99 latency, TTFT, tokens and cost: totals, per group, per time bucket."""
-    _fresh(rt)
-    f.since_us = None  # ``hours`` is the window here
-    out = stats(rt.db, f, hours=window, bucket=bucket, group_by=group_by)
+@router.get("/api/v1/analytics")
+@router.get("/api/v1/traces/stats", include_in_schema=False)
+def analytics(rt: Runtime = Depends(runtime), key: KeyInfo = Depends(caller),
+              window_hours: float = Query(1.0, alias="hours", gt=0, le=24 * 400, allow_inf_nan=False),
+              since: datetime | None = None, until: datetime | None = None,
+              bucket: Literal["minute", "hour", "day"] = "minute",
+              group_by: Literal["model", "key", "app", "source"] = "model", model: str | None = None,
+              key_id: str | None = None, app_id: str | None = None,
+              source: Literal["api", "knowledge", "job", "internal"] | None = None,
+              status: Literal["ok", "error"] | None = None) -> dict[str, Any]:
+    """Requests (metered model calls, as Usage counts them), errors, latency p50/p95/p99 and first-token time
+    of the successful ones, tokens and cost over the last ``hours`` (or ``[since, until)``): totals, per
+    group, per time bucket; and the background jobs of the period, on their own (``jobs``)."""
+    rt.meter.usage.flush()
+    start, end = window(hours=None if since else window_hours, since=since, until=until)
+    own = own_key(key, key_id, "analytics")
+    out = stats(rt.db, CallFilter(workspace_id=key.workspace_id, key_id=own, model=model, app_id=app_id,
+                                  source=source, status=status, since=start, until=end),
+                group_by=group_by, bucket=bucket)
+    out["hours"] = window_hours
+    out["jobs"] = job_stats(rt.db, workspace_id=key.workspace_id, key_id=own, since=start, until=end)
     if group_by == "key":
-        names = _key_names(rt)
-        for g in out["groups"]:
-            g["name"] = names.get(g["group"])
+        key_labels(rt, out["groups"])
     return out
 
 
@@ -130,7 +143,8 @@ def put_trace_settings(body: TraceSettings, rt: Runtime = Depends(runtime),
 def _visible(rt: Runtime, key: KeyInfo, trace_id: str) -> dict[str, Any]:
     t = get_trace(rt.db, trace_id, key.workspace_id, masker=_masker(rt, key))
     if not key.is_admin and t["key_id"] != key.id:
-        raise NotFound(f"No trace with id {trace_id!r}.", param="trace_id", code="trace_not_found")
+        raise NotFound(f"No trace with id {trace_id!r}.", param="trace_id", code="trace_not_found",
+                       params={"trace_id": trace_id})
     return t
 
 

@@ -1,12 +1,13 @@
-// Usage: totals, charts over time and a table per key or model; filter by key, model and range.
-// Members see only their own key (the API enforces it).
+// Usage: totals, charts over time and a table per key, model, day or source; filter by key, model and range.
+// A request is a metered model call, counted as the Analytics page counts it. Members see only their own key
+// (the API enforces it).
 import { get } from "../api.js";
+import { groupLabel } from "../calls.js";
 import { timeChart } from "../charts.js";
 import { fmtMoney, fmtMs, fmtNum, t } from "../i18n.js";
 import { emptyState, errorBox, h, mount, pagedList, spinner, table } from "../ui.js";
 
-const RANGES = { "24h": { hours: 24, bucket: "hour", days: 1 }, "7d": { hours: 168, bucket: "hour", days: 7 },
-  "30d": { hours: 720, bucket: "day", days: 30 } };
+const RANGES = { "24h": { hours: 24, bucket: "hour" }, "7d": { hours: 168, bucket: "hour" }, "30d": { hours: 720, bucket: "day" } };
 
 function stat(value, label, test) {
   return h("div", { class: "stat", "data-test": test }, h("div", { class: "v" }, value), h("div", { class: "k" }, label));
@@ -31,11 +32,6 @@ export async function render(root, { me, query, navigate }) {
     mount(root, errorBox(e));
     return;
   }
-  const keyName = (id) => {
-    if (id === "key_admin") return t("app.admin_key");
-    const k = keys.find((x) => x.id === id);
-    return k ? k.name || k.prefix : id || "—";
-  };
   const select = (label, name, options) => h("select", { "aria-label": label, "data-test": `filter-${name}`, onchange: (e) => update({ [name]: e.target.value }) },
     options.map(([v, text]) => h("option", { value: v, selected: v === f[name] }, text)));
   const filters = h("div", { class: "row", style: { marginBottom: "14px" } },
@@ -43,30 +39,35 @@ export async function render(root, { me, query, navigate }) {
     me.role === "admin" && select(t("usage.key"), "key_id", [["", t("usage.all_keys")], ["key_admin", t("app.admin_key")],
       ...keys.map((k) => [k.id, `${k.name || k.prefix}${k.revoked_at ? ` (${t("keys.revoked")})` : ""}`])]),
     select(t("usage.model"), "model", [["", t("usage.all_models")], ...models.map((m) => [m.id, m.id])]),
-    select(t("usage.group_by"), "group_by", [...(me.role === "admin" ? [["key", t("usage.by_key")]] : []), ["model", t("usage.by_model")], ["day", t("usage.by_day")]]));
+    select(t("usage.group_by"), "group_by", [...(me.role === "admin" ? [["key", t("usage.by_key")]] : []), ["model", t("usage.by_model")], ["day", t("usage.by_day")],
+      ["source", t("usage.by_source")]]));
   const summary = h("div", {}, spinner());
   const charts = h("div", {});
   const list = h("div", {});
   mount(root,
     h("div", { class: "page-head" }, h("h1", {}, t("nav.usage")),
-      h("span", { class: "sub" }, me.role === "admin" ? t("usage.subtitle_admin") : t("usage.subtitle_member", { name: me.key_name || me.key_prefix }))),
+      h("span", { class: "sub" }, me.role === "admin" ? t("usage.subtitle_admin") : t("usage.subtitle_member", { name: me.key_name || me.key_prefix })),
+      h("span", { class: "muted small", "data-test": "definition" }, t("calls.definition"))),
     filters, summary, charts, list);
 
-  const { hours, bucket, days } = RANGES[f.range];
+  const { hours, bucket } = RANGES[f.range];
   const scope = { key_id: f.key_id, model: f.model };
   try {
     const series = await get("/api/v1/usage/series", { hours, bucket, ...scope });
-    const sum = series.data.reduce((a, p) => ({
-      requests: a.requests + p.requests, errors: a.errors + p.errors, prompt: a.prompt + p.prompt_tokens,
-      completion: a.completion + p.completion_tokens, cost: a.cost + p.cost,
-      lat: a.lat + (p.avg_latency_ms || 0) * p.requests,
-    }), { requests: 0, errors: 0, prompt: 0, completion: 0, cost: 0, lat: 0 });
+    // the period's totals: one row grouped by source would split them, so sum the buckets (latency: the mean
+    // of the successful requests, weighted by their number)
+    const sum = series.data.reduce((a, p) => {
+      const ok = p.requests - p.errors;
+      return { requests: a.requests + p.requests, errors: a.errors + p.errors, prompt: a.prompt + p.prompt_tokens,
+        completion: a.completion + p.completion_tokens, cost: a.cost + p.cost,
+        lat: a.lat + (p.avg_latency_ms || 0) * ok, ok: a.ok + (p.avg_latency_ms === null ? 0 : ok) };
+    }, { requests: 0, errors: 0, prompt: 0, completion: 0, cost: 0, lat: 0, ok: 0 });
     mount(summary, h("div", { class: "stats" },
       stat(fmtNum(sum.requests), t("usage.requests"), "stat-requests"),
       stat(fmtNum(sum.errors), t("usage.errors"), "stat-errors"),
       stat(fmtNum(sum.prompt + sum.completion), t("usage.tokens_detail", { prompt: fmtNum(sum.prompt), completion: fmtNum(sum.completion) }), "stat-tokens"),
       stat(fmtMoney(sum.cost), t("usage.cost"), "stat-cost"),
-      stat(fmtMs(sum.requests ? sum.lat / sum.requests : null), t("usage.avg_latency"), "stat-latency")));
+      stat(fmtMs(sum.ok ? sum.lat / sum.ok : null), t("usage.avg_latency"), "stat-latency")));
     if (!sum.requests) {
       mount(charts, emptyState({ title: t("usage.empty"), hint: t("usage.empty_hint"), action: { label: t("nav.playground"), onClick: () => navigate("/playground") } }));
       return;
@@ -86,18 +87,18 @@ export async function render(root, { me, query, navigate }) {
     mount(summary, errorBox(e));
     return;
   }
-  const groupLabel = { key: t("usage.key"), model: t("usage.model"), day: t("usage.day") }[f.group_by];
+  const column = { key: t("usage.key"), model: t("usage.model"), day: t("usage.day"), source: t("usage.source") }[f.group_by];
   pagedList(list, {
-    load: (p) => get("/api/v1/usage", { ...p, days, group_by: f.group_by, ...scope }),
+    load: (p) => get("/api/v1/usage", { ...p, hours, group_by: f.group_by, ...scope }),
     render: (rows) => table([
-      { label: groupLabel, render: (r) => (f.group_by === "key" ? keyName(r.group) : r.group || "—") },
+      { label: column, render: (r) => groupLabel(f.group_by, r) },
       { label: t("usage.requests"), num: true, render: (r) => fmtNum(r.requests) },
       { label: t("usage.errors"), num: true, render: (r) => fmtNum(r.errors) },
       { label: t("usage.prompt_tokens"), num: true, render: (r) => fmtNum(r.prompt_tokens) },
       { label: t("usage.completion_tokens"), num: true, render: (r) => fmtNum(r.completion_tokens) },
       { label: t("usage.cost"), num: true, render: (r) => fmtMoney(r.cost) },
       { label: t("usage.avg_latency"), num: true, render: (r) => fmtMs(r.avg_latency_ms) },
-    ], rows, f.group_by === "key" ? (r) => update({ key_id: r.group, group_by: "model" })
+    ], rows, f.group_by === "key" ? (r) => r.group && update({ key_id: r.group, group_by: "model" })
       : f.group_by === "model" ? (r) => update({ model: r.group, group_by: me.role === "admin" ? "key" : "day" }) : undefined),
     empty: () => emptyState({ title: t("usage.empty"), hint: t("usage.empty_hint") }),
   });
