@@ -1,14 +1,20 @@
 """Grounded answers: retrieve → numbered sources → generate with citations ``[1]`` → map citations back.
 
-The answer is refused, in the question's language, instead of guessed:
-- before generation, when no source clears the reranker's relevance floor (``Answer.min_relevance``; for
-  the local reranker a number of standard deviations above the knowledge base's background, never a raw
-  cosine: see retrieval.py);
-- after generation, when the model itself says the sources do not contain the answer (it is told to reply
-  with the refusal sentence then).
+Sources are one per section (the chunks of one section among the hits are given together, in reading order;
+children of one parent share it; a text met twice is given once), numbered by relevance.
+
+The answer is refused, in the question's language, instead of guessed, and says why (``refusal_reason``):
+- ``no_candidates``: the search found nothing;
+- ``below_relevance_floor``: before generation, no candidate clears the reranker's relevance floor
+  (``Answer.min_relevance``; for the local reranker a number of standard deviations above the knowledge base's
+  background, never a raw cosine: see retrieval.py);
+- ``model_declined``: after generation, the model itself says the sources do not contain the answer (it is
+  told to reply with the refusal sentence then).
+A refusal carries the candidates considered, with their scores, the floor and the best relevance.
 """
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -39,15 +45,31 @@ _PUNCTUATION = re.compile(r"[\s。.!！,，:：]")
 @dataclass
 class Source:
     n: int
-    hit: Hit
-    text: str  # what the model was given: the parent when there is one, else the chunk
+    hit: Hit  # the best-ranked hit of the source
+    parts: list[Hit] = field(default_factory=list)  # its hits (chunks of one section); the parent's children
+
+    @property
+    def text(self) -> str:
+        """What the model is given: the parent when there is one, else the section's chunks in reading order."""
+        if self.hit.parent is not None:
+            return str(self.hit.parent["text"])
+        return "\n\n".join(h.chunk["text"] for h in sorted(self.parts, key=lambda h: h.chunk["ordinal"]))
+
+    @property
+    def relevance(self) -> float:
+        return max(h.relevance for h in self.parts)
 
     def as_dict(self) -> dict[str, Any]:
         c = self.hit.chunk
-        return {"n": self.n, "chunk_id": self.hit.id, "document_id": c["document_id"],
-                "document_title": c["document_title"], "source": c["source"], "section": c["section"],
-                "page": c["page"], "score": round(self.hit.score, 6), "relevance": round(self.hit.relevance, 6),
-                "text": self.text}
+        return {"n": self.n, "chunk_id": self.hit.id, "chunk_ids": [h.id for h in self.parts],
+                "document_id": c["document_id"], "document_title": c["document_title"], "source": c["source"],
+                "section": c["section"], "page": c["page"], "score": _rounded(self.hit.score),
+                "relevance": _rounded(self.relevance), "text": self.text}
+
+
+def _rounded(x: float) -> float | None:
+    """JSON has no infinity: a hit without a stored vector has relevance -inf, shown as null."""
+    return round(x, 6) if math.isfinite(x) else None
 
 
 @dataclass
@@ -57,6 +79,7 @@ class Prepared:
     retrieved: Retrieved
     sources: list[Source] = field(default_factory=list)
     refusal: str | None = None  # why it is refused before generation
+    floor: float | None = None  # the relevance floor applied
     messages: list[dict[str, str]] = field(default_factory=list)
 
 
@@ -66,24 +89,45 @@ def floor(retrieval: Retrieval, settings: Answer) -> float | None:
     return LOCAL_FLOOR if retrieval.rerank and retrieval.rerank_model == LOCAL_RERANKER else None
 
 
+def _group(h: Hit) -> tuple[Any, ...]:
+    """Hits given to the model as one source: a parent's children; the chunks of one section of a document."""
+    c = h.chunk
+    if h.parent is not None:
+        return c["document_id"], "parent", h.parent["ordinal"]
+    if c["section"]:
+        return c["document_id"], "section", tuple(c["section"]), c["page"]
+    return c["document_id"], "chunk", h.id
+
+
 def _sources(hits: list[Hit], budget: int) -> list[Source]:
-    """Numbered sources within the token budget; children of one parent share it (given once)."""
+    """Sources within the token budget, taken in rank order, one per section (or parent), a text met before
+    (the same passage in two documents) left out; numbered by relevance, the most relevant first."""
     out: list[Source] = []
-    seen: set[tuple[str, int]] = set()
+    by_group: dict[tuple[Any, ...], Source] = {}
+    texts: set[str] = set()
     used = 0
     for h in hits:
-        if h.parent is not None:
-            key = (h.chunk["document_id"], h.parent["ordinal"])
-            if key in seen:
-                continue
-            seen.add(key)
-            text, tokens = h.parent["text"], h.parent["tokens"]
-        else:
-            text, tokens = h.chunk["text"], h.chunk["tokens"]
+        group = by_group.get(_group(h))
+        if group is not None and h.parent is not None:
+            group.parts.append(h)  # its parent is given already
+            continue
+        text, tokens = (h.parent["text"], h.parent["tokens"]) if h.parent is not None else (h.chunk["text"],
+                                                                                            h.chunk["tokens"])
+        key = " ".join(text.split())
+        if key in texts:
+            continue
         if out and used + tokens > budget:
             break
         used += tokens
-        out.append(Source(len(out) + 1, h, text))
+        texts.add(key)
+        if group is not None:
+            group.parts.append(h)
+        else:
+            by_group[_group(h)] = source = Source(0, h, [h])
+            out.append(source)
+    out.sort(key=lambda s: -s.relevance)  # stable: equal relevance keeps the rank order
+    for n, source in enumerate(out, 1):
+        source.n = n
     return out
 
 
@@ -103,10 +147,10 @@ async def prepare(service: KnowledgeService, kb: dict[str, Any], question: str, 
                   ) -> Prepared:
     service.models.model(settings.model, "chat")  # an unknown answer model fails before any work
     retrieved = await retrieve(service, kb, question, retrieval, flt=flt, history=history)
-    p = Prepared(question, language(question), retrieved)
     minimum = floor(retrieval, settings)
+    p = Prepared(question, language(question), retrieved, floor=minimum)
     if not retrieved.hits:
-        p.refusal = "no_sources"
+        p.refusal = "no_candidates"
     elif minimum is not None and max(h.relevance for h in retrieved.hits) < minimum:
         p.refusal = "below_relevance_floor"
     else:  # sources below the floor would only distract the model
@@ -120,19 +164,28 @@ async def prepare(service: KnowledgeService, kb: dict[str, Any], question: str, 
 
 
 def finish(p: Prepared, text: str) -> dict[str, Any]:
-    """The answer object: text, the sources it cites, whether (and why) it was refused."""
+    """The answer object: text, the sources it cites, whether (and why) it was refused. A refusal lists the
+    candidates considered (the hits retrieved, most relevant first, each with ``above_floor``); ``uncited``
+    marks an answer that cites none of its sources."""
     refusal = REFUSALS[p.lang]
     if p.refusal is not None:
         text = refusal
     elif _refuses(text, refusal):
-        p.refusal = "model_judged_insufficient"
+        p.refusal = "model_declined"
         text = refusal
     cited = sorted({int(n) for n in _CITATION.findall(text)} & {s.n for s in p.sources})
     by_n = {s.n: s for s in p.sources}
+    hits = p.retrieved.hits
+    best = max((h.relevance for h in hits), default=None)
     return {"object": "knowledge_base.answer", "question": p.question, "query": p.retrieved.query,
             "answer": text.strip(), "refused": p.refusal is not None, "refusal_reason": p.refusal,
             "citations": [by_n[n].as_dict() for n in cited] if p.refusal is None else [],
-            "sources": [s.as_dict() for s in p.sources], "language": p.lang}
+            "uncited": p.refusal is None and not cited,
+            "sources": [s.as_dict() for s in p.sources], "language": p.lang,
+            "relevance_floor": p.floor, "best_relevance": None if best is None else _rounded(best),
+            "candidates": [{**h.as_dict(), "relevance": _rounded(h.relevance),
+                            "above_floor": p.floor is None or h.relevance >= p.floor}
+                           for h in sorted(hits, key=lambda h: -h.relevance)] if p.refusal is not None else []}
 
 
 def _squeezed(text: str) -> str:
@@ -145,6 +198,11 @@ def _refuses(text: str, refusal: str) -> bool:
     return bool(t) and (t.startswith(r[: max(8, len(r) // 2)]) or r in t and len(t) < 2 * len(r))
 
 
+def _attributes(out: dict[str, Any]) -> dict[str, Any]:
+    return {"temper.answer.refused": out["refused"], "temper.answer.citations": len(out["citations"]),
+            **({"temper.answer.refusal_reason": out["refusal_reason"]} if out["refused"] else {})}
+
+
 async def answer(service: KnowledgeService, kb: dict[str, Any], question: str, retrieval: Retrieval,
                  settings: Answer, *, flt: Filter | None = None, history: list[dict[str, str]] | None = None
                  ) -> dict[str, Any]:
@@ -154,8 +212,7 @@ async def answer(service: KnowledgeService, kb: dict[str, Any], question: str, r
         text = "" if p.refusal else (await service.models.chat(
             settings.model, p.messages, max_tokens=settings.max_tokens, temperature=settings.temperature)).content
         out = finish(p, text)
-        s.set({"temper.answer.refused": out["refused"], "temper.answer.citations": len(out["citations"])},
-              output=out["answer"])
+        s.set(_attributes(out), output=out["answer"])
         out["trace_id"] = s.trace_hex if s is not tracing.NO_SPAN else None
     return out
 
@@ -180,8 +237,7 @@ async def answer_stream(service: KnowledgeService, kb: dict[str, Any], question:
                     parts.append(delta.content)
                     yield {"type": "delta", "text": delta.content}
         out = finish(p, "".join(parts))
-        s.set({"temper.answer.refused": out["refused"], "temper.answer.citations": len(out["citations"])},
-              output=out["answer"])
+        s.set(_attributes(out), output=out["answer"])
         yield {"type": "answer", **out}
     except BaseException as e:
         tracing.finish(s, e)

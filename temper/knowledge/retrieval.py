@@ -80,6 +80,12 @@ class Retrieved:
     reranker: str | None = None
     query_cache_hit: bool = False
 
+    @property
+    def ordered_by(self) -> str:
+        """What the hits are ordered by, their ``score``: ``fused`` (reciprocal rank fusion; the local reranker
+        calibrates ``relevance`` without reordering) or ``rerank`` (a rerank model's score)."""
+        return "rerank" if self.reranker not in (None, LOCAL_RERANKER) else "fused"
+
 
 def fuse(lists: dict[str, list[IndexHit]], weights: dict[str, float], k: int) -> list[Hit]:
     """Weighted reciprocal rank fusion: Σ weight / (k + rank) over the retrievers that found a chunk."""

@@ -540,6 +540,41 @@ def test_documentation_pages_keep_headings_trafilatura_drops() -> None:
     assert "Copyright" not in " ".join(b.text for b in doc.blocks)
 
 
+DOCBOOK_NOTE = ("<div class='note'><table summary='Note'><tr><td rowspan='2'><img alt='[Note]' src='note.png'/></td>"
+                "<th>Note</th></tr><tr><td><p>Run apt update before apt install.</p></td></tr></table></div>")
+DATA_TABLE = ("<table><tr><th>Command</th><th>Action</th></tr><tr><td>apt install</td><td>installs a package</td></tr>"
+              "<tr><td>apt remove</td><td>removes it</td></tr></table>")
+
+
+@pytest.mark.parametrize("page", [
+    # DocBook: headings in div.titlepage (its own structure is walked), a navigation header and footer, a note
+    ("<html><body><div class='navheader'><table summary='Navigation header'><tr><th colspan='3'>Chapter 3. Boot"
+     "</th></tr><tr><td><a href='ch02.html'>Prev</a></td><th></th><td><a href='ch04.html'>Next</a></td></tr></table>"
+     "</div><div class='chapter'><div class='titlepage'><div><h1>Chapter 3. Boot</h1></div></div>"
+     "<p>The boot loader starts the kernel with its options, then the init system starts the services.</p>"
+     + DOCBOOK_NOTE + "<div class='titlepage'><h2>3.1. Packages</h2></div>" + DATA_TABLE + "</div>"
+     "<div class='navfooter'><table><tr><td>Chapter 2. Install</td><td>Home</td><td>Chapter 4. Network</td></tr>"
+     "</table></div></body></html>"),
+    # an article read by trafilatura, its title in a one-cell layout table
+    ("<html><body><main><article><table><tr><td>Chapter 3</td></tr></table><h1>Boot</h1>"
+     "<p>The boot loader starts the kernel with its options, then the init system starts the services.</p>"
+     "<h2>Packages</h2>" + DATA_TABLE + "</article></main></body></html>"),
+], ids=["docbook", "article"])
+def test_html_layout_tables_are_text_not_markdown_tables(page: str) -> None:
+    """A table used for layout (a title in one cell, a note beside its icon) gave junk chunks such as
+    ``| Chapter 3 |\n| --- |``: only data tables (two rows with two filled cells) become Markdown tables."""
+    [doc] = HtmlParser().parse(page.encode(), "ch03.html", {})
+    tables = [b.text for b in doc.blocks if b.kind == "table"]
+    assert tables == ["| Command | Action |\n| --- | --- |\n| apt install | installs a package |\n"
+                      "| apt remove | removes it |"]
+    text = "\n".join(b.text for b in doc.blocks)
+    assert "Prev" not in text and "Chapter 4. Network" not in text  # DocBook's navigation is chrome
+    if "note" in page:
+        assert ("text", "Run apt update before apt install.") in kinds(doc)
+    else:
+        assert ("text", "Chapter 3") in kinds(doc)
+
+
 # ---- limits: archives, text budget, cancel --------------------------------------------------------------
 
 def inflated(package: bytes, member: str, extra_mib: int) -> bytes:

@@ -3,6 +3,11 @@
 Trafilatura is tuned for articles. On documentation pages it can drop every heading (DocBook's, wrapped in
 ``div.titlepage``, all go), which would leave chunks without a section path; when a page has headings in
 its main part and trafilatura kept none, the page's own structure is walked instead (``_structured``).
+
+Tables used for layout are not data: DocBook's navigation header repeats the chapter title in a one-cell table,
+and its notes and tips are two-cell tables (an icon, "Note", then the text). Rendered as Markdown they made
+chunks like ``| Chapter 3 |\n| --- |``. A table is data when at least two of its rows have two filled cells;
+any other is read as its cells' text. Navigation headers and footers are chrome, dropped with the rest.
 """
 from __future__ import annotations
 
@@ -76,7 +81,10 @@ def _blocks(main: etree._Element) -> list[Block]:
             blocks.append(Block(_list_text(el), "list"))
         elif el.tag == "table":
             rows = [["".join(c.itertext()) for c in row.iter("cell")] for row in el.iter("row")]
-            blocks.append(Block(markdown_table(rows) if rows else "", "table"))
+            if _is_data(rows):
+                blocks.append(Block(markdown_table(rows), "table"))
+            else:
+                blocks.extend(Block(clean(cell)) for row in rows for cell in row)
         elif el.tag == "code":
             blocks.append(Block(clean_lines("".join(el.itertext())), "code"))
         elif el.tag != "graphic":
@@ -93,7 +101,15 @@ def _visible_text(tree: Any) -> list[Block]:
 
 
 _HEADINGS = tuple(_HEADING_RENDS)
-_CHROME = "//script|//style|//noscript|//template|//nav|//header|//footer|//aside|//form|//*[@role='navigation']"
+_CHROME = ("//script|//style|//noscript|//template|//nav|//header|//footer|//aside|//form|//*[@role='navigation']"
+           + "".join(f"|//*[contains(concat(' ', normalize-space(@class), ' '), ' {c} ')]"
+                     for c in ("navheader", "navfooter")))  # DocBook's
+_CONTAINERS = ("p", "ul", "ol", "dl", "table", "pre", "div", *_HEADINGS)
+
+
+def _is_data(rows: list[list[str]]) -> bool:
+    """A data table, not layout: at least two rows with two or more filled cells."""
+    return sum(sum(1 for cell in row if cell.strip()) >= 2 for row in rows) >= 2
 
 
 def _main_part(tree: Any) -> Any:
@@ -127,7 +143,14 @@ def _structured(root: Any) -> list[Block]:
                 blocks.append(Block("\n".join(f"- {clean(i.text_content())}" for i in items), "list"))
             elif tag == "table":
                 rows = [[c.text_content() for c in row.xpath("./th|./td")] for row in child.iter("tr")]
-                blocks.append(Block(markdown_table(rows) if rows else "", "table"))
+                if _is_data(rows):
+                    blocks.append(Block(markdown_table(rows), "table"))
+                else:  # layout: each cell holds blocks, or is one paragraph
+                    for cell in child.xpath("./tr/*|./thead/tr/*|./tbody/tr/*|./tfoot/tr/*"):
+                        if cell.xpath("|".join(f"./{t}" for t in _CONTAINERS)):
+                            walk(cell)
+                        else:
+                            blocks.append(Block(clean(cell.text_content())))
             elif tag == "pre":
                 blocks.append(Block(clean_lines(child.text_content()), "code"))
             else:

@@ -284,7 +284,8 @@ async def retrieve(kb_id: str, body: RetrieveIn, who: Caller = Depends(metered),
                                         history=body.turns(), workspace_id=who.workspace_id,
                                         caller=who)
     return {"object": "list", "query": found.query, "rewrites": found.rewrites, "reranker": found.reranker,
-            "query_cache_hit": found.query_cache_hit, "data": [h.as_dict() for h in found.hits]}
+            "ordered_by": found.ordered_by, "query_cache_hit": found.query_cache_hit,
+            "data": [h.as_dict() for h in found.hits]}
 
 
 @router.post("/{kb_id}/answer", response_model=None)

@@ -192,6 +192,21 @@ export function sourcesPanel(kb, { admin, onSynced }) {
   return { node, reload: load };
 }
 
+/** Browser Back closes a dialog and stays on the page: opening it pushes a history entry (the same URL), whose
+ * popstate is taken here before the router sees it; closing the dialog otherwise goes back over that entry.
+ * Returns what the dialog's onClose calls. */
+function closeOnBack(close) {
+  let open = true;
+  const onPop = (e) => {
+    e.stopImmediatePropagation();
+    window.removeEventListener("popstate", onPop, true);
+    if (open) { open = false; close(); }
+  };
+  history.pushState({ dialog: true }, "", location.href);
+  window.addEventListener("popstate", onPop, true);
+  return () => { if (open) { open = false; history.back(); } };
+}
+
 /** The chunk viewer: a document's facts, then its chunks in reading order (section path, page, tokens, text). */
 export function chunkViewer(kb, doc) {
   const list = h("div", { class: "chunk-list", "data-test": "chunk-list" }, spinner());
@@ -204,12 +219,15 @@ export function chunkViewer(kb, doc) {
     doc.media_type && [h("dt", {}, t("kb.media_type")), h("dd", { class: "mono" }, doc.media_type)],
     doc.indexed_at && [h("dt", {}, t("kb.indexed_at")), h("dd", {}, fmtTime(doc.indexed_at))],
     doc.metadata && Object.keys(doc.metadata).length ? [h("dt", {}, t("kb.metadata")), h("dd", { class: "mono" }, JSON.stringify(doc.metadata))] : null);
-  modal({
+  let closed = () => {};
+  const dialog = modal({
     title: doc.title || doc.source,
     body: h("div", { class: "chunk-viewer", "data-test": "chunk-viewer" }, facts,
       doc.error && h("div", { class: "alert", "data-test": "doc-error" }, doc.error), list),
     actions: [{ label: t("kb.close"), test: "close-chunks", onClick: (_, close) => close() }],
+    onClose: () => closed(),
   });
+  closed = closeOnBack(dialog.close);
   let rows = [];
   const limit = 200;
   async function load(btn) {
