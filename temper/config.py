@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     catalog_poll_s: float = Field(default=1.0, description="How often the server picks up catalogue/key changes.")
     usage_flush_s: float = Field(default=0.5, description="Max delay before usage records are written.")
     upstream_connect_timeout_s: float = Field(default=5.0, description="Connect timeout to remote upstreams.")
+    model_health_s: float = Field(default=300.0, ge=0, description="How often each remote model's reachability "
+                                  "is checked (GET {base_url}/models); 0: only when an admin asks.")
     local_threads: int = Field(default=0, description="Threads for local models (0: all cores, at most 4).")
     session_ttl_h: float = Field(default=12.0, gt=0, description="How long a console sign-in lasts, in hours.")
     signin_attempts: int = Field(default=30, gt=0, description="Console sign-in attempts per client address, "

@@ -128,6 +128,38 @@ def active_key(db: str, key_id: str) -> KeyInfo | None:
     return info
 
 
+EDITABLE = ("name", "allowed_models", "rpm", "tpm", "token_budget", "expires_at")
+
+
+def update_key(db: str, key_id: str, changes: dict) -> KeyInfo:
+    """Change a key's name, models and limits (the fields in ``changes``; a null lifts a limit or, for
+    ``allowed_models``, allows every model). A revoked key cannot be changed."""
+    unknown = set(changes) - set(EDITABLE)
+    if unknown:
+        raise InvalidRequest(f"cannot change {', '.join(sorted(unknown))}", param=sorted(unknown)[0])
+    for field in ("rpm", "tpm", "token_budget"):
+        _positive(field, changes.get(field))
+    if changes.get("expires_at") is not None:
+        changes["expires_at"] = as_utc(changes["expires_at"])
+        if changes["expires_at"] <= utcnow():
+            raise InvalidRequest("expires_at must be in the future", param="expires_at")
+    if "allowed_models" in changes:
+        changes["allowed_models"] = changes["allowed_models"] or None
+    if "name" in changes:
+        changes["name"] = changes["name"] or ""
+    with session(db) as s:
+        row = s.get(ApiKey, key_id)
+        if row is None:
+            raise NotFound(f"API key {key_id!r} not found", param="key_id")
+        if row.revoked_at is not None:
+            raise InvalidRequest("a revoked key cannot be changed", param="key_id", code="key_revoked")
+        for field, value in changes.items():
+            setattr(row, field, value)
+        bump_revision(s, "keys")
+        s.flush()
+        return _info(row)
+
+
 def revoke_key(db: str, key_id: str) -> KeyInfo:
     """Revoke a key and end the console sessions opened with it."""
     with session(db) as s:

@@ -19,6 +19,10 @@ def _catalog():  # type: ignore[no-untyped-def]
     return s, pm, build_catalog(s, pm)
 
 
+def _price(p: float | None) -> str:
+    return "-" if p is None else f"{p:g}"
+
+
 @app.command("list")
 @clean_errors
 def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
@@ -31,7 +35,7 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> 
     t = table("id", "modality", "provider", "context", "size", "$/1M in", "$/1M out", "aliases", "status")
     for e in entries:
         t.add_row(e.id, e.modality, e.provider, str(e.context_length or "-"), e.parameters or "-",
-                  f"{e.input_price:g}", f"{e.output_price:g}", ", ".join(e.aliases), e.status)
+                  _price(e.input_price), _price(e.output_price), ", ".join(e.aliases), e.status)
     console.print(t)
 
 
@@ -55,8 +59,8 @@ def add(model_id: str = typer.Argument(..., help="The id clients will call it by
         alias: list[str] = typer.Option(None, "--alias", help="Another name for the model (repeatable)."),
         fallback: list[str] = typer.Option(None, "--fallback", help="Model to try when this one fails."),
         context_length: int = typer.Option(None, help="Context window in tokens."),
-        input_price: float = typer.Option(0.0, help="Price per 1M input tokens."),
-        output_price: float = typer.Option(0.0, help="Price per 1M output tokens."),
+        input_price: float = typer.Option(None, help="Price per 1M input tokens (unset: no price set)."),
+        output_price: float = typer.Option(None, help="Price per 1M output tokens (unset: no price set)."),
         timeout: float = typer.Option(600.0, help="Seconds to wait for the upstream's first byte."),
         tag: list[str] = typer.Option(None, "--tag", help="Tag (repeatable)."),
         replace: bool = typer.Option(False, help="Replace an existing stored entry."),

@@ -17,6 +17,7 @@ from temper.store.tables import DEFAULT_WORKSPACE, ModelRow, as_utc
 MODALITIES = ("chat", "completion", "embedding", "rerank")
 STATUSES = ("active", "disabled")
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$")
+INLINE = ("provider", "base_url", "upstream_model", "api_key_env", "timeout_s")  # one deployment, given inline
 
 
 @dataclass
@@ -28,8 +29,8 @@ class ModelEntry:
     fallbacks: list[str] = field(default_factory=list)
     context_length: int | None = None
     parameters: str | None = None
-    input_price: float = 0.0   # per 1M input tokens
-    output_price: float = 0.0  # per 1M output tokens
+    input_price: float | None = None   # per 1M input tokens; None: no price set (costs count as 0)
+    output_price: float | None = None  # per 1M output tokens
     tags: list[str] = field(default_factory=list)
     status: str = "active"
     description: str = ""
@@ -41,8 +42,13 @@ class ModelEntry:
     def provider(self) -> str:
         return self.deployments[0].provider if self.deployments else ""
 
+    @property
+    def remote(self) -> bool:
+        """Whether any deployment is reached over the network (local built-ins always answer)."""
+        return any(d.base_url for d in self.deployments)
+
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
-        return (prompt_tokens * self.input_price + completion_tokens * self.output_price) / 1_000_000
+        return (prompt_tokens * (self.input_price or 0.0) + completion_tokens * (self.output_price or 0.0)) / 1_000_000
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -75,8 +81,9 @@ def validate_entry(e: ModelEntry) -> None:
                                  param="base_url")
         if d.weight <= 0 or d.timeout_s <= 0:
             raise InvalidRequest("weight and timeout_s must be positive", param="deployments")
-    if min(e.input_price, e.output_price) < 0:
-        raise InvalidRequest("prices must not be negative", param="input_price")
+    for name, price in (("input_price", e.input_price), ("output_price", e.output_price)):
+        if price is not None and price < 0:
+            raise InvalidRequest("prices must not be negative", param=name)
     if e.context_length is not None and e.context_length <= 0:
         raise InvalidRequest("context_length must be positive", param="context_length")
 
@@ -85,8 +92,7 @@ def entry_from_spec(spec: dict[str, Any]) -> ModelEntry:
     """Build an entry from API/CLI input: either ``deployments`` or one deployment given inline
     (``provider``, ``base_url``, ``upstream_model``, ``api_key_env``, ``timeout_s``)."""
     spec = dict(spec)
-    inline = {k: spec.pop(k) for k in ("provider", "base_url", "upstream_model", "api_key_env", "timeout_s")
-              if k in spec}
+    inline = {k: spec.pop(k) for k in INLINE if k in spec}
     deps = spec.pop("deployments", None) or []
     if inline.get("provider") or inline.get("base_url"):
         inline.setdefault("provider", "openai_compat")
@@ -94,6 +100,39 @@ def entry_from_spec(spec: dict[str, Any]) -> ModelEntry:
     try:
         spec["deployments"] = [Deployment(**d) for d in deps]
         entry = ModelEntry(**{k: v for k, v in spec.items() if v is not None})
+    except TypeError as e:
+        raise InvalidRequest(f"invalid model specification: {e}") from None
+    validate_entry(entry)
+    return entry
+
+
+_CLEARED: dict[str, Any] = {"aliases": [], "fallbacks": [], "tags": [], "description": "", "input_price": None,
+                            "output_price": None, "context_length": None, "parameters": None}
+
+
+def edited_entry(current: ModelEntry, changes: dict[str, Any]) -> ModelEntry:
+    """``current`` with ``changes`` (fields given in a PATCH) applied: a null clears a field (a price, the
+    context length, an alias list, the key variable); inline deployment fields change the first deployment
+    and keep its other settings; ``deployments`` replaces them all."""
+    spec = {k: v for k, v in asdict(current).items() if k not in ("builtin", "deployments")}
+    deployments = [dict(d.__dict__) for d in current.deployments]
+    inline = {k: changes.pop(k) for k in INLINE if k in changes}
+    if changes.get("deployments") is not None:
+        deployments = changes.pop("deployments")
+    changes.pop("deployments", None)
+    if inline:
+        first = deployments[0] if deployments else {"provider": "openai_compat"}
+        clearable = ("upstream_model", "api_key_env")  # null: the model's id; no key
+        deployments = [first | {k: v for k, v in inline.items() if v is not None or k in clearable},
+                       *deployments[1:]]
+    for k, v in changes.items():
+        if v is not None:
+            spec[k] = v
+        elif k in _CLEARED:
+            spec[k] = _CLEARED[k]
+    spec["deployments"] = [Deployment(**d) for d in deployments]
+    try:
+        entry = ModelEntry(**spec)
     except TypeError as e:
         raise InvalidRequest(f"invalid model specification: {e}") from None
     validate_entry(entry)
@@ -139,13 +178,13 @@ class Catalog:
         e = self.names.get(name)
         if e is None or e.status != "active":
             raise ModelNotFound(f"The model `{name}` does not exist or you do not have access to it.",
-                                param="model")
+                                param="model", params={"model": name})
         return e
 
     def get(self, model_id: str) -> ModelEntry:
         e = self.entries.get(model_id) or self.names.get(model_id)
         if e is None:
-            raise ModelNotFound(f"model {model_id!r} not found", param="model")
+            raise ModelNotFound(f"model {model_id!r} not found", param="model", params={"model": model_id})
         return e
 
     def list(self) -> list[ModelEntry]:
@@ -188,7 +227,7 @@ def add_model(db: str, catalog: Catalog, entry: ModelEntry, *, providers: Iterab
 def remove_model(db: str, catalog: Catalog, model_id: str) -> None:
     e = catalog.entries.get(model_id)
     if e is None:
-        raise ModelNotFound(f"model {model_id!r} not found", param="model")
+        raise ModelNotFound(f"model {model_id!r} not found", param="model", params={"model": model_id})
     with session(db) as s:
         row = s.get(ModelRow, model_id)
         if row is None:

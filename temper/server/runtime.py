@@ -19,6 +19,7 @@ from temper.knowledge.limits import Limits
 from temper.knowledge.service import KnowledgeService
 from temper.models.catalog import Catalog
 from temper.models.client import ModelClient
+from temper.models.health import HealthMonitor
 from temper.models.limits import limit_store
 from temper.models.metering import Meter, UsageWriter
 from temper.models.plaza import build_catalog
@@ -45,6 +46,7 @@ class Runtime:
         self.passwords = PasswordPool(settings.signin_threads, settings.signin_queue)
         self.meter = Meter(UsageWriter(self.db, settings.usage_flush_s), limit_store(settings.redis_url))
         self.models = ModelClient(Router(self.providers, lambda: self.catalog), lambda: self.catalog, self.meter)
+        self.health = HealthMonitor(self.db, lambda: self.catalog, settings.model_health_s)
         self.spans = exporter.from_settings(settings, self.pm) if settings.tracing else None
         self.knowledge: KnowledgeService | None = None  # made at start, on the running loop
         self.job_runner: Runner | None = None  # every job kind, in worker processes or on Ray
@@ -52,6 +54,7 @@ class Runtime:
         self._revs: dict[str, int] = {}
         self._poller: asyncio.Task | None = None
         self._janitor: asyncio.Task | None = None
+        self._health: asyncio.Task | None = None
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -76,11 +79,14 @@ class Runtime:
             await loop.run_in_executor(None, self.job_runner.start)
         self._poller = loop.create_task(self._poll())
         self._janitor = loop.create_task(self._retention())
+        if self.settings.model_health_s:
+            self._health = loop.create_task(self.health.run())
 
     async def stop(self) -> None:
-        for task in (self._poller, self._janitor):
+        for task in (self._poller, self._janitor, self._health):
             if task:
                 task.cancel()
+        self.health.close()
         self.passwords.close()
         self.loop_lag.stop()
         loop = asyncio.get_running_loop()

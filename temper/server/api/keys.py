@@ -7,7 +7,7 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from temper.auth.keys import create_key, get_key, list_keys, revoke_key
+from temper.auth.keys import create_key, get_key, list_keys, revoke_key, update_key
 from temper.server.api.deps import MAX_COUNT, Offset, admin, page, runtime
 from temper.server.runtime import Runtime
 
@@ -22,6 +22,18 @@ class KeyIn(BaseModel):
     rpm: int | None = Field(None, gt=0, le=MAX_COUNT, description="Requests per minute.")
     tpm: int | None = Field(None, gt=0, le=MAX_COUNT, description="Tokens per minute.")
     token_budget: int | None = Field(None, gt=0, le=MAX_COUNT, description="Total tokens this key may use.")
+    expires_at: datetime | None = None
+
+
+class KeyPatch(BaseModel):
+    """The fields to change; a null lifts a limit (``allowed_models``: every model; ``expires_at``: never)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(None, max_length=200)
+    allowed_models: list[str] | None = None
+    rpm: int | None = Field(None, gt=0, le=MAX_COUNT)
+    tpm: int | None = Field(None, gt=0, le=MAX_COUNT)
+    token_budget: int | None = Field(None, gt=0, le=MAX_COUNT)
     expires_at: datetime | None = None
 
 
@@ -71,6 +83,14 @@ def create(body: KeyIn, rt: Runtime = Depends(runtime)) -> dict:
 @router.get("/{key_id}", response_model=KeyOut)
 def show(key_id: str, rt: Runtime = Depends(runtime)) -> dict:
     return get_key(rt.db, key_id).as_dict()
+
+
+@router.patch("/{key_id}", response_model=KeyOut)
+def edit(key_id: str, body: KeyPatch, rt: Runtime = Depends(runtime)) -> dict:
+    """Change a key's name, models, limits, budget or expiry; it applies to the key's next request."""
+    info = update_key(rt.db, key_id, body.model_dump(exclude_unset=True))
+    rt.reload()
+    return info.as_dict()
 
 
 @router.delete("/{key_id}", response_model=KeyOut)
