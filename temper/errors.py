@@ -1,8 +1,10 @@
 """Errors that every surface renders in the OpenAI error shape.
 
 Capability code raises these; the HTTP surfaces turn them into
-``{"error": {"message", "type", "param", "code"}}`` with ``status``,
-and the CLI prints ``message`` without a traceback.
+``{"error": {"message", "type", "param", "code", "params"}}`` with ``status``,
+and the CLI prints ``message`` without a traceback. ``code`` is stable and ``params`` holds the named
+values the message mentions (``{"model": "nope"}``), so that a client such as the console can say the
+same thing in its own language from ``code`` and ``params`` alone.
 """
 from __future__ import annotations
 
@@ -13,10 +15,12 @@ class TemperError(Exception):
     code: str | None = None
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None,
-                 status: int | None = None, headers: dict[str, str] | None = None, etype: str | None = None) -> None:
+                 status: int | None = None, headers: dict[str, str] | None = None, etype: str | None = None,
+                 params: dict[str, str | int | float | None] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
+        self.params = params or {}
         if code is not None:
             self.code = code
         if etype is not None:
@@ -26,7 +30,8 @@ class TemperError(Exception):
         self.headers = headers or {}
 
     def body(self) -> dict:
-        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code,
+                          "params": self.params}}
 
 
 class InvalidRequest(TemperError):

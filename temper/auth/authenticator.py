@@ -99,7 +99,8 @@ class Authenticator:
 def _unexpired(key: KeyInfo) -> KeyInfo:
     if key.expires_at is not None and key.expires_at <= datetime.now(timezone.utc):
         raise AuthenticationError(f"API key {key.prefix}… expired at {key.expires_at.isoformat()}.",
-                                  code="expired_api_key")
+                                  code="expired_api_key",
+                                  params={"key_prefix": key.prefix, "expired_at": key.expires_at.isoformat()})
     return key
 
 

@@ -131,5 +131,5 @@ def verify_user(db: str, username: str, password: str) -> KeyInfo:
     key = get_key(db, row.key_id)
     if key.revoked_at is not None:
         raise AuthenticationError(f"The account {row.username!r} is disabled: its personal key was revoked.",
-                                  code="account_disabled")
+                                  code="account_disabled", params={"username": row.username})
     return key

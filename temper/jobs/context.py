@@ -67,15 +67,17 @@ class JobContext:
         self._models: Any = None
 
     def progress(self, done: int | None = None, total: int | None = None, message: str | None = None, *,
-                 force: bool = False) -> None:
-        """Update progress; written at most every ``report_every_s`` unless ``force`` or complete."""
+                 force: bool = False, detail: dict[str, Any] | None = None) -> None:
+        """Update progress; written at most every ``report_every_s`` unless ``force`` or complete. ``detail``
+        is the job's ``progress`` in the API: what ``message`` says, as a phase and named counts."""
         self.done = self.done if done is None else done
         self.total = self.total if total is None else total
         now = time.monotonic()
         if not force and now - self._last_report < self.report_every_s and (self.total == 0 or self.done < self.total):
             return
         self._last_report = self._last_check = now
-        self._cancelled = store.report(self.db, self.job_id, self.done, self.total, message) or self._cancelled
+        self._cancelled = store.report(self.db, self.job_id, self.done, self.total, message,
+                                       detail) or self._cancelled
         if self._cancelled:
             raise Cancelled()
 

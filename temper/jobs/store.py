@@ -27,7 +27,7 @@ def job_dict(j: JobRow, artifacts: int = 0) -> dict[str, Any]:
     return {"id": j.id, "object": "job", "kind": j.kind, "workspace_id": j.workspace_id,
             "resource_id": j.resource_id, "status": j.status, "done": j.done, "total": j.total, "unit": j.unit,
             "percent": round(100 * j.done / j.total, 1) if j.total else (100.0 if j.status == "succeeded" else 0.0),
-            "message": j.message, "error": j.error, "attempts": j.attempts, "worker": j.worker, "payload": j.payload,
+            "message": j.message, "progress": j.progress, "error": j.error, "attempts": j.attempts, "worker": j.worker, "payload": j.payload,
             "created_at": iso_utc(j.created_at), "started_at": iso_utc(j.started_at) if j.started_at else None,
             "finished_at": iso_utc(j.finished_at) if j.finished_at else None, "artifacts": artifacts}
 
@@ -54,7 +54,7 @@ def submit(db: str, kind: str, payload: dict[str, Any], *, workspace_id: str = D
 def _job(s: Session, job_id: str, workspace_id: str | None) -> JobRow:
     job = s.get(JobRow, job_id)
     if job is None or (workspace_id is not None and job.workspace_id != workspace_id):
-        raise NotFound(f"No job with id {job_id!r}.", param="job_id", code="job_not_found")
+        raise NotFound(f"No job with id {job_id!r}.", param="job_id", code="job_not_found", params={"job_id": job_id})
     return job
 
 
@@ -109,10 +109,11 @@ def claim(db: str, worker: str, kinds: list[str], job_id: str | None = None) -> 
 
 
 def report(db: str, job_id: str, done: int | None = None, total: int | None = None,
-           message: str | None = None) -> bool:
-    """Record progress (and a heartbeat); returns True when someone asked to cancel the job."""
+           message: str | None = None, progress: dict[str, Any] | None = None) -> bool:
+    """Record progress (and a heartbeat); returns True when someone asked to cancel the job. ``progress`` is
+    the same as named counts and a phase, for clients that word it themselves."""
     values: dict[str, Any] = {"heartbeat_at": utcnow()}
-    for name, value in (("done", done), ("total", total), ("message", message)):
+    for name, value in (("done", done), ("total", total), ("message", message), ("progress", progress)):
         if value is not None:
             values[name] = value
     with session(db) as s:

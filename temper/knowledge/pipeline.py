@@ -15,6 +15,7 @@ published and rebuilds the others from scratch (``store.begin`` hands back the l
 """
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import os
@@ -74,6 +75,7 @@ class IngestJob:
         # progress
         self.docs_done = self.docs_failed = self.docs_prepared = 0
         self.chunks_known = self.chunks_done = 0
+        self.phase: str | None = None  # set for the last steps (publishing, done); else derived from the counts
         # chunks written to the index for generations not yet live: removed if their document fails
         self.unpublished: dict[str, list[int]] = {}
         self.handed: set[str] = set()  # documents handed to the sink to publish
@@ -89,6 +91,8 @@ class IngestJob:
             self._report(force=True)
             try:
                 self._embed_and_index(self._prepared())
+                self.phase = "publishing"
+                self._report(force=True)
                 self.sink.settle(self.ctx)
             except Cancelled:
                 self._stop_preparing()  # nothing is being built while what was built is removed
@@ -97,6 +101,9 @@ class IngestJob:
             finally:
                 self._stop_preparing()
             self._recount()
+            self.phase = "done"
+            with contextlib.suppress(Cancelled):  # all is published: a cancel asked now changes nothing
+                self._report(force=True)
             root.set({"temper.ingest.indexed": self.docs_done, "temper.ingest.failed": self.docs_failed,
                       "temper.ingest.chunks": self.chunks_done})
         if total and self.docs_failed == total:
@@ -332,9 +339,13 @@ class IngestJob:
         # chunks of documents not yet parsed are estimated from those parsed so far
         per_doc = self.chunks_known / self.docs_prepared if self.docs_prepared else 1
         estimate = self.chunks_known + round(per_doc * (total_docs - self.docs_prepared))
+        phase = self.phase or ("parsing" if not self.chunks_done and self.docs_prepared < total_docs else "embedding")
         self.ctx.progress(self.chunks_done, max(estimate, self.chunks_done, 1 if total_docs else 0),
                           f"{finished}/{total_docs} documents · {self.chunks_done}/{estimate} chunks"
-                          + (f" · {self.docs_failed} failed" if self.docs_failed else ""), force=force)
+                          + (f" · {self.docs_failed} failed" if self.docs_failed else ""), force=force,
+                          detail={"phase": phase, "documents_done": self.docs_done,
+                                  "documents_failed": self.docs_failed, "documents_total": total_docs,
+                                  "chunks_done": self.chunks_done, "chunks_total": max(estimate, self.chunks_done)})
 
 
 def _payload(p: Prepared, chunk: Chunk) -> dict[str, Any]:

@@ -66,7 +66,8 @@ _VISIBLE_KEYS = ("id", "document_id", "ordinal", "role", "parent_ordinal", "text
 def _kb(s: Any, kb_id: str, workspace_id: str | None) -> KnowledgeBase:
     kb = s.get(KnowledgeBase, kb_id)
     if kb is None or (workspace_id is not None and kb.workspace_id != workspace_id):
-        raise NotFound(f"No knowledge base with id {kb_id!r}.", param="kb_id", code="knowledge_base_not_found")
+        raise NotFound(f"No knowledge base with id {kb_id!r}.", param="kb_id", code="knowledge_base_not_found",
+                       params={"kb_id": kb_id})
     return kb
 
 
@@ -74,7 +75,7 @@ def _document(s: Any, doc_id: str, kb_id: str | None = None) -> KbDocument:
     doc = s.get(KbDocument, doc_id)
     if doc is None or (kb_id is not None and doc.kb_id != kb_id):
         raise NotFound(f"No document with id {doc_id!r} in this knowledge base.", param="document_id",
-                       code="document_not_found")
+                       code="document_not_found", params={"document_id": doc_id})
     return doc
 
 
@@ -93,7 +94,7 @@ def create_kb(db: str, name: str, *, description: str = "", embedding_model: str
             return kb_dict(kb, {})
     except IntegrityError:
         raise InvalidRequest(f"A knowledge base named {name!r} already exists.", param="name",
-                             code="knowledge_base_exists") from None
+                             code="knowledge_base_exists", params={"name": name}) from None
 
 
 def _counts(s: Any, kb_ids: list[str]) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
@@ -335,7 +336,7 @@ def requeue(db: str, kb_id: str, doc_ids: list[str] | None = None, *, workspace_
         if doc_ids is not None and len(docs) != len(set(doc_ids)):
             missing = sorted(set(doc_ids) - {d.id for d in docs})
             raise NotFound(f"No document with id {missing[0]!r} in this knowledge base.", param="document_ids",
-                           code="document_not_found")
+                           code="document_not_found", params={"document_id": missing[0]})
         for d in docs:
             d.status, d.error = "queued", None
         return [d.id for d in docs]
@@ -422,7 +423,7 @@ def _source(s: Any, source_id: str, kb_id: str | None = None) -> KbSource:
     src = s.get(KbSource, source_id)
     if src is None or (kb_id is not None and src.kb_id != kb_id):
         raise NotFound(f"No source with id {source_id!r} in this knowledge base.", param="source_id",
-                       code="source_not_found")
+                       code="source_not_found", params={"source_id": source_id})
     return src
 
 

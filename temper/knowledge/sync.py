@@ -51,7 +51,9 @@ def run(env: JobEnv, ctx: JobContext, source_id: str) -> str:
                 changed += 1
             read += 1
             cursor = _later(cursor, row.max_key)
-            ctx.progress(message=f"read {read} documents from {name} ({changed} new or changed)")
+            ctx.progress(message=f"read {read} documents from {name} ({changed} new or changed)",
+                         detail={"phase": "reading", "source": name, "documents_read": read,
+                                 "documents_changed": changed})
         store.synced(env.db, source_id, cursor)
         span.set({"temper.sync.read": read, "temper.sync.changed": changed})
     pending = store.pending_of_source(env.db, kb_id, name)

@@ -2,9 +2,11 @@
 exported as a JSONL dataset (chat-format ``messages`` ready for fine-tuning, plus the scores for evaluation)."""
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from sqlalchemy import func, select
@@ -18,6 +20,7 @@ from temper.store.tables import DEFAULT_WORKSPACE, AnnotationItem, AnnotationQue
 
 MAX_ITEMS = 10_000
 ITEM_STATUSES = ("done", "skipped")
+_UNSAFE_IN_FILENAME = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
 
 
 def _check_configs(configs: list[dict]) -> list[dict]:
@@ -58,7 +61,8 @@ def _queue_dict(s: Any, q: AnnotationQueue) -> dict[str, Any]:
 def _get(s: Any, queue_id: str, workspace_id: str) -> AnnotationQueue:
     q = s.get(AnnotationQueue, queue_id)
     if q is None or q.workspace_id != workspace_id:
-        raise NotFound(f"No annotation queue with id {queue_id!r}.", param="queue_id", code="queue_not_found")
+        raise NotFound(f"No annotation queue with id {queue_id!r}.", param="queue_id", code="queue_not_found",
+                       params={"queue_id": queue_id})
     return q
 
 
@@ -66,7 +70,7 @@ def create_queue(db: str, name: str, f: TraceFilter, score_configs: list[dict], 
                  limit: int = 100, workspace_id: str = DEFAULT_WORKSPACE) -> dict[str, Any]:
     """Snapshot the newest ``limit`` traces matching ``f`` into a queue, to be annotated oldest first."""
     if not name.strip():
-        raise InvalidRequest("A queue needs a name.", param="name")
+        raise InvalidRequest("A queue needs a name.", param="name", code="missing_name")
     if not 0 < limit <= MAX_ITEMS:
         raise InvalidRequest(f"limit must be between 1 and {MAX_ITEMS}.", param="limit")
     configs = _check_configs(score_configs)
@@ -133,14 +137,16 @@ def submit(db: str, queue_id: str, item_id: str, status: str, scores: dict[str, 
         q = _get(s, queue_id, workspace_id)
         item = s.get(AnnotationItem, item_id)
         if item is None or item.queue_id != queue_id:
-            raise NotFound(f"Queue {queue_id} has no item {item_id!r}.", param="item_id")
+            raise NotFound(f"Queue {queue_id} has no item {item_id!r}.", param="item_id", code="item_not_found",
+                           params={"queue_id": queue_id, "item_id": item_id})
         configs = {c["name"]: c for c in q.score_configs}
         unknown = set(scores) - set(configs)
         if unknown:
             raise InvalidRequest(f"This queue does not score {', '.join(sorted(unknown))}; it scores "
-                                 f"{', '.join(configs)}.", param="scores")
+                                 f"{', '.join(configs)}.", param="scores", code="unknown_scores",
+                                 params={"unknown": ", ".join(sorted(unknown)), "scored": ", ".join(configs)})
         if status == "done" and not scores:
-            raise InvalidRequest("Give at least one score, or skip the item.", param="scores")
+            raise InvalidRequest("Give at least one score, or skip the item.", param="scores", code="no_scores")
         for name, value in scores.items():  # check all before writing any
             normalise(name, value, configs[name]["data_type"], configs[name])
     for name, value in scores.items():
@@ -151,6 +157,14 @@ def submit(db: str, queue_id: str, item_id: str, status: str, scores: dict[str, 
         item.status, item.annotated_by, item.done_at = status, author, datetime.now(timezone.utc)
         s.flush()
         return {"item": _item_dict(item), "counts": _counts(s, queue_id)}
+
+
+def export_disposition(queue: dict[str, Any]) -> str:
+    """The Content-Disposition of a queue's export: a file named after the queue (``Refusals 2.jsonl``), in
+    RFC 6266 form: an ASCII ``filename`` for old clients and a UTF-8 ``filename*`` for names in any script."""
+    name = _UNSAFE_IN_FILENAME.sub("_", queue["name"]).strip(" ._")[:120] or queue["id"]
+    plain = re.sub(r"[^A-Za-z0-9 ._()-]+", "_", name).strip(" ._") or queue["id"]
+    return f'attachment; filename="{plain}.jsonl"; filename*=UTF-8\'\'{quote(name + ".jsonl", safe="")}'
 
 
 def _messages(raw_input: str | None, output: str | None) -> list[dict] | None:

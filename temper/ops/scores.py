@@ -65,7 +65,8 @@ def add_score(db: str, trace_id: str, name: str, value: Any, *, data_type: str |
     with session(db) as s:
         trace = s.get(TraceRow, trace_id)
         if trace is None or trace.workspace_id != workspace_id:
-            raise NotFound(f"No trace with id {trace_id!r}.", param="trace_id", code="trace_not_found")
+            raise NotFound(f"No trace with id {trace_id!r}.", param="trace_id", code="trace_not_found",
+                           params={"trace_id": trace_id})
         if span_id is not None and span_id != trace.span_id and all(
                 c["id"] != span_id for c in trace.spans or ()) and s.scalar(
                 select(SpanRow.id).where(SpanRow.trace_id == trace_id, SpanRow.span_id == span_id)) is None:

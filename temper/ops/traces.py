@@ -194,7 +194,7 @@ def get_trace(db: str, trace_id: str, workspace_id: str | None = None, *,
         root = s.get(TraceRow, trace_id)
         if root is None or (workspace_id is not None and root.workspace_id != workspace_id):
             raise NotFound(f"No trace with id {trace_id!r} (it may still be running, or past retention).",
-                           param="trace_id", code="trace_not_found")
+                           param="trace_id", code="trace_not_found", params={"trace_id": trace_id})
         children = trace_children(s, root)
         scores = list(s.scalars(select(ScoreRow).where(ScoreRow.trace_id == trace_id).order_by(ScoreRow.created_at)))
     t0 = root.start_us

@@ -26,9 +26,17 @@ GC_YOUNG_THRESHOLD = 10_000  # net container allocations between young collectio
 
 
 def _error(status: int, message: str, *, param: str | None = None, code: str | None = None,
-           etype: str = "invalid_request_error", headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": etype, "param": param, "code": code}},
-                        status_code=status, headers=headers)
+           etype: str = "invalid_request_error", headers: dict[str, str] | None = None,
+           params: dict[str, Any] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": etype, "param": param, "code": code,
+                                   "params": params or {}}}, status_code=status, headers=headers)
+
+
+def _validation_params(first: dict[str, Any], param: str | None) -> dict[str, Any]:
+    """What a client needs to word a validation error itself: the field, pydantic's reason (``missing``,
+    ``string_too_long``, ...) and the limits it names (``max_length``, ``ge``, ...)."""
+    ctx = {k: v for k, v in (first.get("ctx") or {}).items() if isinstance(v, (str, int, float)) and not isinstance(v, bool)}
+    return {"param": param, "reason": first.get("type"), **ctx}
 
 
 def management_app(rt: Runtime) -> FastAPI:
@@ -48,7 +56,8 @@ def management_app(rt: Runtime) -> FastAPI:
         loc = [str(x) for x in first.get("loc", ()) if x not in ("body", "query", "path")]
         param = ".".join(loc) or None
         return _error(400, f"Invalid '{param}': {first.get('msg', 'invalid request')}." if param
-                      else str(first.get("msg", "invalid request")), param=param, code="invalid_value")
+                      else str(first.get("msg", "invalid request")), param=param, code="invalid_value",
+                      params=_validation_params(first, param))
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, e: HTTPException) -> JSONResponse:
@@ -58,7 +67,8 @@ def management_app(rt: Runtime) -> FastAPI:
     @app.exception_handler(Exception)
     async def crash(_: Request, e: Exception) -> JSONResponse:
         log.exception("unhandled error")
-        return _error(500, "The server had an error while processing your request.", etype="server_error")
+        return _error(500, "The server had an error while processing your request.", etype="server_error",
+                      code="internal_error")
 
     @app.get("/health", tags=["health"])
     async def health(lag_window_s: float | None = Query(

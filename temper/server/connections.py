@@ -25,7 +25,7 @@ MAX_HEADER_BYTES = 64 * 1024  # the request line and headers together (nginx all
 def _error(status: int, reason: str, message: str, code: str) -> bytes:
     """A whole response, written straight to the connection before it is closed."""
     body = json.dumps({"error": {"message": message, "type": "invalid_request_error", "param": None,
-                                 "code": code}}).encode()
+                                 "code": code, "params": {}}}).encode()
     return (f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
             "connection: close\r\n\r\n").encode() + body
 
@@ -36,7 +36,8 @@ HEADERS_TOO_LARGE = _error(431, "Request Header Fields Too Large",
                            f"The request line and headers are larger than {MAX_HEADER_BYTES // 1024} KiB.",
                            "headers_too_large")
 _BUSY = json.dumps({"error": {"message": "The server has too many open connections. Try again shortly.",
-                              "type": "server_error", "param": None, "code": "too_many_connections"}}).encode()
+                              "type": "server_error", "param": None, "code": "too_many_connections",
+                              "params": {}}}).encode()
 
 
 async def too_many_connections(scope: Scope, receive: Receive, send: Send) -> None:

@@ -96,4 +96,4 @@ def test_no_gateway_input_answers_a_server_error(call: tuple[str, dict], fuzzed:
                    headers={"Authorization": f"Bearer {fuzzed.admin_key}"})
     assert r.status_code < 500, f"POST /v1/{path} {body!r} -> {r.status_code}: {r.text[:500]}"
     if r.status_code >= 400:
-        assert set(r.json()["error"]) == {"message", "type", "param", "code"}
+        assert set(r.json()["error"]) == {"message", "type", "param", "code", "params"}

@@ -79,7 +79,7 @@ def error_of(r: httpx.Response, status: int, code: str | None = None) -> dict[st
     assert r.status_code == status, r.text
     assert r.headers["content-type"].startswith("application/json")
     err = r.json()["error"]
-    assert set(err) == {"message", "type", "param", "code"} and err["message"]
+    assert set(err) == {"message", "type", "param", "code", "params"} and err["message"]
     if code is not None:
         assert err["code"] == code, err
     return err

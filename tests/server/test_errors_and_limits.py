@@ -30,7 +30,7 @@ def post(s: Server, body: bytes | dict, key: str | None = None, path: str = "/v1
 
 def error_of(r: httpx.Response) -> dict:
     err = r.json()["error"]
-    assert set(err) == {"message", "type", "param", "code"} and err["message"]
+    assert set(err) == {"message", "type", "param", "code", "params"} and err["message"]
     assert r.headers["x-request-id"].startswith("req_")
     return err
 

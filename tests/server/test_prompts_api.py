@@ -24,7 +24,7 @@ def unique(prefix: str = "p") -> str:
 def error_of(r: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
     assert r.status_code == status, r.text
     err = r.json()["error"]
-    assert set(err) == {"message", "type", "param", "code"} and err["message"]
+    assert set(err) == {"message", "type", "param", "code", "params"} and err["message"]
     if code is not None:
         assert err["code"] == code, err
     return err

@@ -169,7 +169,7 @@ def _tags(tags: Any) -> list[str]:
 def _prompt(s: Session, name: str, workspace_id: str) -> Prompt:
     row = s.scalar(select(Prompt).where(Prompt.workspace_id == workspace_id, Prompt.name == name))
     if row is None:
-        raise NotFound(f"Prompt {name!r} not found.", param="name", code="prompt_not_found")
+        raise NotFound(f"Prompt {name!r} not found.", param="name", code="prompt_not_found", params={"name": name})
     return row
 
 
@@ -186,14 +186,15 @@ def _version_row(s: Session, prompt: Prompt, version: int | None = None, label: 
         version = s.scalar(select(PromptLabel.version).where(PromptLabel.prompt_id == prompt.id,
                                                              PromptLabel.label == label))
         if version is None:
-            raise NotFound(f"Prompt {prompt.name!r} has no label {label!r}.", param="label", code="label_not_found")
+            raise NotFound(f"Prompt {prompt.name!r} has no label {label!r}.", param="label", code="label_not_found",
+                           params={"name": prompt.name, "label": label})
     q = select(PromptVersion).where(PromptVersion.prompt_id == prompt.id)
     q = q.where(PromptVersion.version == version) if version is not None else q.order_by(
         PromptVersion.version.desc()).limit(1)
     row = s.scalar(q)
     if row is None:
         raise NotFound(f"Prompt {prompt.name!r} has no version {version}.", param="version",
-                       code="version_not_found")
+                       code="version_not_found", params={"name": prompt.name, "version": version})
     return row
 
 
@@ -239,7 +240,8 @@ def create_prompt(db: str, name: str, template: Any, *, type: str | None = None,
     config, tags = _model_config(model_config), _tags(tags)
     for label in labels:
         check_label(label)
-    exists = Conflict(f"A prompt named {name!r} already exists.", param="name", code="prompt_exists")
+    exists = Conflict(f"A prompt named {name!r} already exists.", param="name", code="prompt_exists",
+                      params={"name": name})
     try:
         with session(db) as s:
             bump_revision(s, "prompts")
@@ -349,7 +351,8 @@ def remove_label(db: str, name: str, label: str, workspace_id: str = DEFAULT_WOR
         prompt = _prompt(s, name, workspace_id)
         row = s.get(PromptLabel, (prompt.id, label))
         if row is None:
-            raise NotFound(f"Prompt {name!r} has no label {label!r}.", param="label", code="label_not_found")
+            raise NotFound(f"Prompt {name!r} has no label {label!r}.", param="label", code="label_not_found",
+                           params={"name": name, "label": label})
         s.delete(row)
         return row.version
 

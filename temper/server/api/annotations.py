@@ -95,7 +95,7 @@ def submit(queue_id: str, item_id: str, body: Submission, rt: Runtime = Depends(
 @router.get("/{queue_id}/export")
 def export(queue_id: str, rt: Runtime = Depends(runtime), key: KeyInfo = Depends(admin)) -> StreamingResponse:
     """The annotated items as JSONL: messages (chat format, for fine-tuning), input, output, scores."""
-    annotations.get_queue(rt.db, queue_id, key.workspace_id)  # 404 before the stream starts
+    queue = annotations.get_queue(rt.db, queue_id, key.workspace_id)  # 404 before the stream starts
     return StreamingResponse(annotations.export_dataset(rt.db, queue_id, key.workspace_id),
                              media_type="application/x-ndjson",
-                             headers={"content-disposition": f'attachment; filename="{queue_id}.jsonl"'})
+                             headers={"content-disposition": annotations.export_disposition(queue)})

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from temper.auth.keys import KeyInfo
 from temper.auth.sessions import SESSION_COOKIE, SessionInfo, create_session, end_session
 from temper.auth.users import verify_user
-from temper.errors import InvalidRequest, PermissionDenied, RateLimited
+from temper.errors import AuthenticationError, InvalidRequest, PermissionDenied, RateLimited
 from temper.server.api.deps import caller, runtime
 from temper.server.runtime import Runtime
 
@@ -41,6 +41,11 @@ class Identity(BaseModel):
     expires_at: str | None = None
 
 
+class SessionStatus(BaseModel):
+    signed_in: bool
+    identity: Identity | None = Field(None, description="Who the caller is, when signed in.")
+
+
 def _identity(key: KeyInfo, sess: SessionInfo | None) -> dict:
     return {"role": "admin" if key.is_admin else "member", "key_id": key.id, "key_name": key.name,
             "key_prefix": key.prefix, "workspace_id": key.workspace_id, "allowed_models": key.allowed_models,
@@ -62,6 +67,7 @@ async def _take(rt: Runtime, bucket: str) -> None:
     _, wait = await rt.meter.store.take(bucket, per_5_min, per_5_min / 300, 1)
     if wait:
         raise RateLimited(f"Too many sign-in attempts. Try again in {math.ceil(wait)} s.",
+                          params={"retry_after": math.ceil(wait)},
                           headers={"retry-after": str(math.ceil(wait))})
 
 
@@ -90,7 +96,8 @@ async def sign_in(body: SignIn, request: Request, response: Response, rt: Runtim
         await _take(rt, f"signin-user:{body.username.strip().lower()}")
         key = await rt.passwords.run(verify_user, rt.db, body.username, body.password)
     else:
-        raise InvalidRequest("Send either a key, or a username and a password.", param="key")
+        raise InvalidRequest("Send either a key, or a username and a password.", param="key",
+                             code="signin_fields")
     ttl = timedelta(hours=rt.settings.session_ttl_h)
     sess, token = await asyncio.to_thread(create_session, rt.db, key, ttl, request.headers.get("user-agent", ""))
     response.set_cookie(SESSION_COOKIE, token, max_age=int(ttl.total_seconds()), path="/", httponly=True,
@@ -103,6 +110,20 @@ def whoami(request: Request, key: KeyInfo = Depends(caller), rt: Runtime = Depen
     token = request.cookies.get(SESSION_COOKIE)
     sess = rt.auth.session(token) if token and not request.headers.get("authorization") else None
     return _identity(key, sess)
+
+
+@router.get("/status", response_model=SessionStatus)
+def status(request: Request, rt: Runtime = Depends(runtime)) -> dict:
+    """Who am I, for a page that may not be signed in yet: ``signed_in`` false (200) when no session cookie is
+    sent or it has ended, so that the console's first load is not a failed request. A key sent in the
+    Authorization header must still be valid (401 otherwise); GET /session stays 401 when signed out."""
+    if request.headers.get("authorization") or request.cookies.get(SESSION_COOKIE):
+        try:
+            return {"signed_in": True, "identity": whoami(request, caller(request), rt)}
+        except AuthenticationError:
+            if request.headers.get("authorization"):
+                raise
+    return {"signed_in": False, "identity": None}
 
 
 @router.delete("/session", status_code=204)

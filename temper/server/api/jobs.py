@@ -41,7 +41,7 @@ def started_by(job: dict[str, Any], key: KeyInfo) -> bool:
 def _job(rt: Runtime, job_id: str, key: KeyInfo) -> dict[str, Any]:
     job = jobs.get_job(rt.db, job_id, key.workspace_id)
     if not started_by(job, key):
-        raise NotFound(f"No job {job_id!r}.", param="job_id", code="job_not_found")
+        raise NotFound(f"No job {job_id!r}.", param="job_id", code="job_not_found", params={"job_id": job_id})
     return job
 
 

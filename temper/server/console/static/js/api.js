@@ -1,5 +1,5 @@
 // The API client: JSON in and out, OpenAI-shaped errors, CSRF header, SSE streams.
-import { t } from "./i18n.js";
+import { errorText, t } from "./i18n.js";
 
 let csrf = null;
 let onSignedOut = () => {};
@@ -7,10 +7,12 @@ let onSignedOut = () => {};
 export function setCsrf(token) { csrf = token; }
 export function whenSignedOut(fn) { onSignedOut = fn; }
 
+/** An error answer; `message` is worded from its code and params in the console's language (i18n.errorText). */
 export class ApiError extends Error {
   constructor(status, body) {
     const e = (body && body.error) || {};
-    super(e.message || t("error.status", { status }));
+    const params = { param: e.param, ...(e.params || {}) };
+    super(errorText(e.code, params, e.message || t("error.status", { status })));
     this.status = status;
     this.code = e.code || null;
     this.param = e.param || null;
@@ -84,9 +86,11 @@ export async function postForm(path, fields, { signal } = {}) {
   return res.status === 204 ? null : res.json();
 }
 
-/** POST a streaming request and yield each `data:` JSON event until `[DONE]`. */
-export async function* stream(path, body, signal) {
+/** POST a streaming request and yield each `data:` JSON event until `[DONE]`; `onResponse(res)` sees the
+ * response (its headers, e.g. x-trace-id) before any error is thrown. */
+export async function* stream(path, body, signal, onResponse) {
   const res = await send("POST", path, body, signal);
+  if (onResponse) onResponse(res);
   if (!res.ok) await fail(res);
   const reader = res.body.getReader();
   const decoder = new TextDecoder();

@@ -34,6 +34,21 @@ export function t(key, params) {
   return params ? s.replace(/\{(\w+)\}/g, (m, k) => (k in params ? String(params[k]) : m)) : s;
 }
 
+/**
+ * A server error in the current language: `errors.<code>` filled from the error's `params`, or, when the server
+ * sent fewer params than that string names, `errors.<code>_plain`; the server's `fallback` message for codes the
+ * locale files do not know.
+ */
+export function errorText(code, params, fallback) {
+  for (const key of code ? [`errors.${code}`, `errors.${code}_plain`] : []) {
+    const s = (dicts[lang] && dicts[lang][key]) ?? (dicts.en && dicts.en[key]);
+    if (s === undefined) continue;
+    const names = [...s.matchAll(/\{(\w+)\}/g)].map((m) => m[1]);
+    if (names.every((n) => params[n] !== undefined && params[n] !== null && params[n] !== "")) return t(key, params);
+  }
+  return fallback;
+}
+
 const locale = () => (lang === "zh" ? "zh-CN" : "en-US");
 
 export function fmtNum(n, digits = 0) {

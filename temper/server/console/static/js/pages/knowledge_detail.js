@@ -36,13 +36,41 @@ function header(kb, admin, onDelete) {
       stat(t("kb.status_indexed"), fmtNum(docs.indexed || 0), "stat-indexed"),
       stat(t("kb.pending"), fmtNum((docs.queued || 0) + (docs.processing || 0)), "stat-pending"),
       stat(t("kb.status_failed"), fmtNum(docs.failed || 0), "stat-failed", docs.failed ? "bad" : ""),
-      stat(t("kb.chunks"), fmtNum(kb.chunks || 0), "stat-chunks"),
-      stat(t("kb.indexed_chunks"), fmtNum(kb.indexed_chunks || 0), "stat-indexed-chunks")),
+      stat(t("kb.searchable_chunks"), fmtNum(kb.chunks || 0), "stat-chunks"),
+      indexStat(kb)),
   ];
+}
+
+/** The index's entries beside the searchable chunks: they differ while documents are being ingested (a new version's
+ * chunks are indexed before it is published) or while the index catches up, and the card says which. */
+function indexStat(kb) {
+  const diff = (kb.indexed_chunks || 0) - (kb.chunks || 0);
+  const el = stat(t("kb.index_entries"), fmtNum(kb.indexed_chunks || 0), "stat-indexed-chunks");
+  if (diff) {
+    el.append(h("div", { class: "muted small", "data-test": "index-diff" },
+      diff > 0 ? t("kb.index_ahead", { n: fmtNum(diff) }) : t("kb.index_behind", { n: fmtNum(-diff) })));
+  }
+  return el;
+}
+
+const PHASES = ["parsing", "embedding", "publishing", "done"];
+
+/** What a job is doing, worded here from its structured `progress` (the server's `message` is English). */
+function jobProgressText(job) {
+  const p = job.progress;
+  if (!p) return job.status === "running" ? t("kb.progress_starting") : "";
+  if (p.phase === "reading") {
+    return t("kb.progress_reading", { read: fmtNum(p.documents_read), changed: fmtNum(p.documents_changed), source: p.source });
+  }
+  const counts = t("kb.progress_counts", { docs_done: fmtNum(p.documents_done), docs_total: fmtNum(p.documents_total),
+    chunks_done: fmtNum(p.chunks_done), chunks_total: fmtNum(p.chunks_total) });
+  return [PHASES.includes(p.phase) ? t(`kb.phase_${p.phase}`) : null, counts,
+    p.documents_failed ? t("kb.progress_failed", { n: fmtNum(p.documents_failed) }) : null].filter(Boolean).join(" · ");
 }
 
 function jobView(job, admin, onCancel) {
   const pct = Number(job.percent || 0);
+  const said = jobProgressText(job);
   const active = !FINISHED.includes(job.status);
   return h("div", { class: `job ${job.status}`, "data-test": "kb-job", "data-job": job.id, "data-status": job.status },
     h("div", { class: "row" },
@@ -52,8 +80,8 @@ function jobView(job, admin, onCancel) {
       h("span", { class: "grow" }),
       h("span", { class: "mono small", "data-test": "job-percent" }, `${fmtNum(pct, 1)}%`),
       admin && active ? h("button", { class: "small ghost", "data-test": "cancel-job", onclick: (e) => onCancel(job, e.currentTarget) }, t("kb.cancel_job")) : null),
-    progress(pct / 100, job.message || ""),
-    h("div", { class: "muted small mono job-message", "data-test": "job-message" }, job.message || ""),
+    progress(pct / 100, said),
+    h("div", { class: "muted small mono job-message", "data-test": "job-message" }, said),
     job.error && h("div", { class: "alert", "data-test": "job-error" }, job.error));
 }
 
@@ -130,7 +158,7 @@ export async function render(root, { me, params, navigate }) {
     await Promise.all([...jobs.values()].filter((j) => !FINISHED.includes(j.status)).map(async (j) => {
       try {
         const now = await get(`/api/v1/jobs/${encodeURIComponent(j.id)}`);
-        if (now.done !== j.done || now.status !== j.status || now.message !== j.message) moved = true;
+        if (now.done !== j.done || now.status !== j.status || JSON.stringify(now.progress) !== JSON.stringify(j.progress)) moved = true;
         if (FINISHED.includes(now.status)) finished.push(now);
         jobs.set(j.id, now);
       } catch (e) {
@@ -165,8 +193,16 @@ export async function render(root, { me, params, navigate }) {
   for (const j of kb.jobs || []) if (!FINISHED.includes(j.status)) jobs.set(j.id, j);
   const docs = documentsPanel(kb, { admin, onAdded: track, onChanged: refresh });
   const sources = sourcesPanel(kb, { admin, onSynced: syncing });
-  const settings = settingsPanel(kb, { admin, onSaved: () => refresh() });
-  const ask = askPanel(kb);
+  let settings = settingsPanel(kb, { admin, onSaved: () => refresh() });
+  /** A setting saved elsewhere (the relevance floor, from a refusal): the settings form is drawn again from it. */
+  function settingsSaved(saved) {
+    kb = { ...kb, config: saved.config || kb.config };
+    const fresh = settingsPanel(kb, { admin, onSaved: () => refresh() });
+    settings.replaceWith(fresh);
+    settings = fresh;
+    refresh();
+  }
+  const ask = askPanel(kb, { admin, onSettingsSaved: settingsSaved });
   drawHead();
   drawJobs();
   mount(root, back, head, settings,
