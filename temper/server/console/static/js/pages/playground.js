@@ -1,10 +1,15 @@
 // The playground: chat with any chat or completion model through /v1 (streamed, metered to the signed-in
 // key), with a system prompt and parameters, and side by side with up to three models on the same prompt.
+// Answers render as Markdown (markdown.js), link to their trace, can be copied and regenerated; "View code"
+// shows the current request as curl / Python / JavaScript; conversations can be saved in this browser.
 import { get, stream } from "../api.js";
-import { fmtMs, fmtNum, t } from "../i18n.js";
-import { emptyState, errorBox, field, h, mount, spinner } from "../ui.js";
+import { codeSamples } from "../code_samples.js";
+import { fmtMs, fmtNum, fmtTime, t } from "../i18n.js";
+import { copyText, renderMarkdown } from "../markdown.js";
+import { confirmDialog, emptyState, errorBox, field, formDialog, h, modal, mount, spinner } from "../ui.js";
 
 const PRESETS = { precise: 0.2, balanced: 0.7, creative: 1.0 };
+const SAVED = "temper.play.conversations";  // saved conversations: in this browser's localStorage only
 
 function transcript(system, history) {
   const lines = system ? [system, ""] : [];
@@ -14,8 +19,8 @@ function transcript(system, history) {
 }
 
 /** The /v1 request for one column: chat models get messages, completion models a plain transcript. */
-function request(model, settings, history) {
-  const common = { model: model.id, stream: true, stream_options: { include_usage: true },
+function request(model, settings, history, streamed = true) {
+  const common = { model: model.id, ...(streamed ? { stream: true, stream_options: { include_usage: true } } : {}),
     temperature: settings.temperature, max_tokens: settings.max_tokens };
   if (model.modality === "completion") {
     return ["/v1/completions", { ...common, prompt: transcript(settings.system, history), stop: ["\nUser:"] }];
@@ -23,6 +28,20 @@ function request(model, settings, history) {
   const messages = settings.system ? [{ role: "system", content: settings.system }, ...history] : [...history];
   return ["/v1/chat/completions", { ...common, messages, ...(settings.json ? { response_format: { type: "json_object" } } : {}) }];
 }
+
+/** A rough token count for the context warning, before anything is sent: one token per non-ASCII character
+ * (CJK text is about that) and one per three ASCII characters. Real tokenizers differ; the server checks exactly. */
+export function estimateTokens(text) {
+  let ascii = 0;
+  let wide = 0;
+  for (const ch of text) { if (ch.codePointAt(0) < 0x80) ascii += 1; else wide += 1; }
+  return wide + Math.ceil(ascii / 3);
+}
+
+function loadSaved() {
+  try { return JSON.parse(localStorage.getItem(SAVED)) || []; } catch { return []; }
+}
+const storeSaved = (list) => localStorage.setItem(SAVED, JSON.stringify(list));
 
 const startHint = () => h("div", { class: "muted small hint" }, t("play.start_hint"));
 
@@ -35,6 +54,10 @@ function metrics({ ttft, total, usage }) {
   }
   return parts.join(" · ");
 }
+
+/** A link to the trace of one answer (a new tab, so that the conversation stays). */
+const traceLink = (id) => h("a", { href: `/traces/${encodeURIComponent(id)}`, target: "_blank", rel: "noopener", "data-test": "trace-link" },
+  t("play.view_trace"));
 
 export async function render(root, { query }) {
   mount(root, spinner());
@@ -58,10 +81,11 @@ export async function render(root, { query }) {
   const settings = { system: "", temperature: PRESETS.balanced, max_tokens: 256, json: false };
   const columns = [];
   let running = false;
+  let savedId = null;  // the saved conversation on screen, updated after each answer
 
   // Settings panel
   const system = h("textarea", { rows: 4, placeholder: t("play.system_placeholder"), "data-test": "system-prompt",
-    oninput: (e) => { settings.system = e.target.value; } });
+    oninput: (e) => { settings.system = e.target.value; checkContext(); } });
   const temp = h("input", { type: "number", min: "0", max: "2", step: "0.1", value: settings.temperature, "data-test": "temperature",
     oninput: (e) => { settings.temperature = Number(e.target.value); presets.querySelectorAll("button").forEach((b) => b.classList.remove("on")); } });
   const presets = h("div", { class: "seg" }, Object.entries(PRESETS).map(([k, v]) => h("button", {
@@ -71,13 +95,10 @@ export async function render(root, { query }) {
     },
   }, t(`play.preset_${k}`))));
   const maxTokens = h("input", { type: "number", min: "1", max: "32768", value: settings.max_tokens, "data-test": "max-tokens",
-    oninput: (e) => { settings.max_tokens = Number(e.target.value) || undefined; } });
+    oninput: (e) => { settings.max_tokens = Number(e.target.value) || undefined; checkContext(); } });
   const json = h("input", { type: "checkbox", onchange: (e) => { settings.json = e.target.checked; } });
   const compare = h("div", { class: "seg", role: "group", "aria-label": t("play.compare") }, [1, 2, 3].map((n) => h("button", {
-    class: n === 1 ? "on" : "", "data-test": `compare-${n}`, onclick: (e) => {
-      compare.querySelectorAll("button").forEach((b) => b.classList.toggle("on", b === e.currentTarget));
-      setColumns(n);
-    },
+    class: n === 1 ? "on" : "", "data-test": `compare-${n}`, onclick: () => setColumns(n),
   }, n === 1 ? t("play.single") : t("play.compare_n", { n }))));
 
   // Conversation columns
@@ -86,13 +107,18 @@ export async function render(root, { query }) {
     const col = { model: modelId, history: [], ctrl: null };
     col.messages = h("div", { class: "messages", "data-test": "messages" }, startHint());
     col.select = h("select", { "aria-label": t("play.model"), "data-test": "model-select",
-      onchange: (e) => { col.model = e.target.value; if (columns[0] === col) localStorage.setItem("temper.play.model", col.model); } },
+      onchange: (e) => {
+        col.model = e.target.value;
+        if (columns[0] === col) localStorage.setItem("temper.play.model", col.model);
+        checkContext();
+      } },
     models.map((m) => h("option", { value: m.id, selected: m.id === modelId }, `${m.id} · ${t(`modality.${m.modality}`)}`)));
     col.el = h("section", { class: "column", "data-test": "column" }, h("div", { class: "head" }, col.select), col.messages);
     columns.push(col);
     grid.append(col.el);
   }
   function setColumns(n) {
+    compare.querySelectorAll("button").forEach((b, i) => b.classList.toggle("on", i === n - 1));
     while (columns.length > n) { const c = columns.pop(); if (c.ctrl) c.ctrl.abort(); c.el.remove(); }
     while (columns.length < n) {
       const used = new Set(columns.map((c) => c.model));
@@ -104,48 +130,81 @@ export async function render(root, { query }) {
   function bubble(col, role, text) {
     const hint = col.messages.querySelector(".hint");
     if (hint) hint.remove();
-    const body = h("div", { class: "body", "data-test": role === "user" ? "question" : "answer" }, text);
+    const body = role === "user" ? h("div", { class: "body", "data-test": "question" }, text)
+      : h("div", { class: "body md-body", "data-test": "answer" }, text && renderMarkdown(text));
     const meta = h("div", { class: "meta", "data-test": "answer-meta" });
     const el = h("div", { class: `msg ${role}` }, h("div", { class: "who" }, role === "user" ? t("play.you") : col.model), body, role === "assistant" && meta);
     col.messages.append(el);
     col.messages.scrollTop = col.messages.scrollHeight;
-    return { body, meta };
+    return { el, body, meta };
   }
 
-  async function run(col, text) {
+  /** Copy, and Regenerate on the column's latest answer only (an older answer has later turns built on it). */
+  function answerActions(col, out, answer) {
+    col.messages.querySelectorAll("[data-test=regenerate]").forEach((b) => b.remove());
+    out.meta.append(h("span", { class: "msg-actions" },
+      h("button", { class: "small ghost", "data-test": "copy-answer", onclick: (e) => copyText(answer, e.currentTarget) }, t("md.copy")),
+      h("button", { class: "small ghost", "data-test": "regenerate", disabled: running, onclick: () => guarded(() => regenerate(col, out)) },
+        t("play.regenerate"))));
+  }
+
+  async function regenerate(col, out) {
+    if (col.history.at(-1)?.role === "assistant") col.history.pop();
+    out.el.remove();
+    await ask(col);
+  }
+
+  /** Stream the answer to the column's history (which ends with the user's turn). */
+  async function ask(col) {
     const model = byId.get(col.model);
-    col.history.push({ role: "user", content: text });
-    bubble(col, "user", text);
     const out = bubble(col, "assistant", "");
     out.body.append(spinner());
-    col.ctrl = new AbortController();
+    const ctrl = new AbortController();
+    col.ctrl = ctrl;
     const t0 = performance.now();
     let ttft = null;
     let answer = "";
     let usage = null;
+    let traceId = null;
+    let painting = false;
+    const paint = () => {  // at most one Markdown render per frame while tokens stream in
+      if (painting) return;
+      painting = true;
+      requestAnimationFrame(() => {
+        painting = false;
+        if (col.ctrl !== ctrl) return;  // finished (or failed) since: the final render stands
+        out.body.replaceChildren(renderMarkdown(answer));
+        col.messages.scrollTop = col.messages.scrollHeight;
+      });
+    };
     try {
       const [path, body] = request(model, settings, col.history);
-      for await (const ev of stream(path, body, col.ctrl.signal)) {
+      for await (const ev of stream(path, body, ctrl.signal, (res) => { traceId = res.headers.get("x-trace-id"); })) {
         const choice = ev.choices && ev.choices[0];
         const delta = choice && (model.modality === "completion" ? choice.text : choice.delta && choice.delta.content);
         if (delta) {
           if (ttft === null) ttft = performance.now() - t0;
           answer += delta;
-          out.body.textContent = answer;
-          col.messages.scrollTop = col.messages.scrollHeight;
+          paint();
         }
         if (ev.usage) usage = ev.usage;
       }
-      if (!answer) out.body.replaceChildren(h("span", { class: "muted" }, t("play.empty_answer")));
+      out.body.replaceChildren(answer ? renderMarkdown(answer) : h("span", { class: "muted" }, t("play.empty_answer")));
       col.history.push({ role: "assistant", content: answer });
-      out.meta.textContent = metrics({ ttft, total: performance.now() - t0, usage });
+      out.meta.append(metrics({ ttft, total: performance.now() - t0, usage }), traceId ? " · " : "", traceId && traceLink(traceId));
+      answerActions(col, out, answer);
     } catch (e) {
       col.history.pop();
       if (e.name === "AbortError") {
         out.meta.textContent = t("play.stopped");
-        if (!answer) out.body.replaceChildren(h("span", { class: "muted" }, "—"));
+        out.body.replaceChildren(answer ? renderMarkdown(answer) : h("span", { class: "muted" }, "—"));
       } else {
-        out.body.replaceChildren(errorBox(e));
+        const box = errorBox(e);
+        box.setAttribute("data-test", "answer-error");
+        out.body.replaceChildren(box);
+        if (traceId) out.meta.append(traceLink(traceId));
+        // After a long prompt the error must be seen whole, not as a sliver at the bottom of the transcript.
+        out.el.scrollIntoView({ block: "end" });
       }
     } finally {
       col.ctrl = null;
@@ -153,29 +212,144 @@ export async function render(root, { query }) {
   }
 
   const input = h("textarea", { rows: 2, placeholder: t("play.input_placeholder"), "data-test": "prompt",
+    oninput: () => checkContext(),
     onkeydown: (e) => { if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); send(); } } });
   const sendBtn = h("button", { class: "primary", onclick: () => send(), "data-test": "send" }, t("play.send"));
   const stopBtn = h("button", { disabled: true, onclick: () => columns.forEach((c) => c.ctrl && c.ctrl.abort()), "data-test": "stop" }, t("play.stop"));
   const clearBtn = h("button", { class: "ghost", onclick: () => {
     for (const c of columns) { c.history = []; c.messages.replaceChildren(startHint()); }
+    savedId = null;
+    drawSaved();
+    checkContext();
   } }, t("play.clear"));
+  const warning = h("div", { class: "alert warn small", role: "status", "data-test": "context-warning", hidden: true });
+
+  /** Warn before sending when the estimated prompt plus max tokens exceeds a column model's context length. */
+  function checkContext() {
+    const over = columns.map((col) => {
+      const m = byId.get(col.model);
+      const prompt = estimateTokens([settings.system, ...col.history.map((x) => x.content), input.value].join("\n"));
+      return { m, prompt, total: prompt + (settings.max_tokens || 0) };
+    }).find((x) => x.m.context_length && x.total > x.m.context_length);
+    warning.hidden = !over;
+    if (over) {
+      warning.textContent = t("play.context_warning", { model: over.m.id, prompt: fmtNum(over.prompt),
+        max: fmtNum(settings.max_tokens || 0), context: fmtNum(over.m.context_length) });
+    }
+  }
+
+  /** Run `fn` with the composer locked (one exchange at a time). */
+  async function guarded(fn) {
+    if (running) return;
+    running = true;
+    sendBtn.disabled = true; stopBtn.disabled = false; clearBtn.disabled = true;
+    grid.querySelectorAll("[data-test=regenerate]").forEach((b) => { b.disabled = true; });
+    try {
+      await fn();
+    } finally {
+      running = false;
+      sendBtn.disabled = false; stopBtn.disabled = true; clearBtn.disabled = false;
+      grid.querySelectorAll("[data-test=regenerate]").forEach((b) => { b.disabled = false; });
+      if (savedId) save(false);
+      checkContext();
+    }
+  }
 
   async function send() {
     const text = input.value.trim();
     if (!text || running) return;
     input.value = "";
-    running = true;
-    sendBtn.disabled = true; stopBtn.disabled = false; clearBtn.disabled = true;
-    await Promise.allSettled(columns.map((c) => run(c, text)));
-    running = false;
-    sendBtn.disabled = false; stopBtn.disabled = true; clearBtn.disabled = false;
+    await guarded(() => Promise.allSettled(columns.map((c) => {
+      c.history.push({ role: "user", content: text });
+      bubble(c, "user", text);
+      return ask(c);
+    })));
     input.focus();
+  }
+
+  // View code: the first column's request as it stands, with the composer's text as the next user turn.
+  function viewCode() {
+    const col = columns[0];
+    const text = input.value.trim();
+    const history = [...col.history, ...(text ? [{ role: "user", content: text }] : [])];
+    const [path, body] = request(byId.get(col.model), settings,
+      history.length ? history : [{ role: "user", content: t("samples.hello") }], false);
+    modal({
+      title: t("play.code_title", { model: col.model }),
+      body: h("div", { "data-test": "view-code-dialog" }, codeSamples(path, body)),
+      actions: [{ label: t("common.close"), kind: "primary", onClick: (_, close) => close() }],
+    });
+  }
+
+  // Saved conversations (this browser only)
+  const savedList = h("div", { class: "saved-list", "data-test": "saved-list" });
+  function snapshot() {
+    return { settings: { ...settings }, columns: columns.map((c) => ({ model: c.model, history: c.history })) };
+  }
+  function save(announce = true) {
+    const list = loadSaved();
+    const old = list.find((c) => c.id === savedId);
+    const firstQuestion = (columns[0].history.find((m) => m.role === "user") || {}).content || t("play.untitled");
+    const entry = { id: savedId || `conv_${Date.now().toString(36)}`, title: old ? old.title : firstQuestion.slice(0, 60),
+      saved_at: new Date().toISOString(), ...snapshot() };
+    savedId = entry.id;
+    storeSaved([entry, ...list.filter((c) => c.id !== entry.id)]);
+    if (announce) drawSaved();
+  }
+  function open(conv) {
+    if (running) return;
+    Object.assign(settings, conv.settings);
+    system.value = settings.system || "";
+    temp.value = settings.temperature;
+    maxTokens.value = settings.max_tokens ?? "";
+    json.checked = !!settings.json;
+    setColumns(Math.max(1, Math.min(3, conv.columns.length)));
+    conv.columns.forEach((saved, i) => {
+      const col = columns[i];
+      if (!col) return;
+      if (byId.has(saved.model)) { col.model = saved.model; col.select.value = saved.model; }
+      col.history = saved.history.map((m) => ({ role: m.role, content: m.content }));
+      col.messages.replaceChildren(...(col.history.length ? [] : [startHint()]));
+      let out = null;
+      for (const m of col.history) out = bubble(col, m.role, m.content);
+      if (out && col.history.at(-1).role === "assistant") answerActions(col, out, col.history.at(-1).content);
+    });
+    savedId = conv.id;
+    drawSaved();
+    checkContext();
+  }
+  function rename(conv) {
+    const name = h("input", { name: "title", required: true, maxlength: "200", value: conv.title, "data-test": "conversation-title" });
+    formDialog({
+      title: t("play.rename_title"), form: h("form", { onsubmit: (e) => e.preventDefault() }, field(t("play.conversation_name"), name)),
+      submitLabel: t("common.save"), test: "rename-submit",
+      submit: async (v) => {
+        storeSaved(loadSaved().map((c) => (c.id === conv.id ? { ...c, title: v.title } : c)));
+        drawSaved();
+      },
+    });
+  }
+  async function remove(conv) {
+    if (!(await confirmDialog(t("play.delete_confirm", { name: conv.title }), { ok: t("common.delete"), danger: true }))) return;
+    storeSaved(loadSaved().filter((c) => c.id !== conv.id));
+    if (savedId === conv.id) savedId = null;
+    drawSaved();
+  }
+  function drawSaved() {
+    const list = loadSaved();
+    savedList.replaceChildren(...(list.length ? list.map((c) => h("div", { class: `saved-item ${c.id === savedId ? "on" : ""}`, "data-test": "saved-item" },
+      h("button", { class: "ghost saved-open", title: fmtTime(c.saved_at), "data-test": "open-conversation", onclick: () => open(c) }, c.title),
+      h("button", { class: "small ghost", title: t("play.rename"), "aria-label": t("play.rename"), "data-test": "rename-conversation", onclick: () => rename(c) }, "✎"),
+      h("button", { class: "small ghost", title: t("common.delete"), "aria-label": t("common.delete"), "data-test": "delete-conversation", onclick: () => remove(c) }, "×")))
+      : [h("div", { class: "muted small" }, t("play.no_saved"))]));
   }
 
   addColumn(first);
   setColumns(1);
+  drawSaved();
   mount(root,
-    h("div", { class: "page-head" }, h("h1", {}, t("nav.playground")), h("span", { class: "sub" }, t("play.subtitle"))),
+    h("div", { class: "page-head" }, h("h1", {}, t("nav.playground")), h("span", { class: "sub" }, t("play.subtitle")),
+      h("div", { class: "actions" }, h("button", { "data-test": "view-code", onclick: viewCode }, t("play.view_code")))),
     h("div", { class: "play" },
       h("div", { class: "panel settings" },
         field(t("play.system"), system),
@@ -184,8 +358,14 @@ export async function render(root, { query }) {
         h("label", { class: "check", title: t("play.json_hint") }, json, t("play.json")),
         h("p", { class: "muted small" }, t("play.json_hint")),
         h("label", { class: "field" }, h("span", {}, t("play.compare")), compare),
-        h("p", { class: "muted small" }, t("play.metering_note"))),
-      h("div", { class: "chat" }, grid,
+        h("p", { class: "muted small" }, t("play.metering_note")),
+        h("div", { class: "saved" },
+          h("div", { class: "row" }, h("strong", { class: "grow" }, t("play.saved")),
+            h("button", { class: "small", "data-test": "save-conversation", onclick: () => {
+              if (columns.some((c) => c.history.length)) save(); } }, t("common.save"))),
+          savedList,
+          h("p", { class: "muted small" }, t("play.saved_note")))),
+      h("div", { class: "chat" }, grid, warning,
         h("div", { class: "composer" }, input, h("div", { class: "row" }, clearBtn, stopBtn, sendBtn)))));
   input.focus();
   return () => columns.forEach((c) => c.ctrl && c.ctrl.abort());
