@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.conftest import Server
-from tests.console.browser import Console
+from tests.console.browser import Console, no_raw_keys
 from tests.upstream import Upstream
 
 pytestmark = pytest.mark.browser
@@ -19,13 +19,7 @@ TEXT = {  # a few strings per language, to check the page really is in that lang
     "en": {"plaza": "Model plaza", "send": "Send", "chat": "Chat", "keys": "API keys", "requests": "Requests"},
     "zh": {"plaza": "模型广场", "send": "发送", "chat": "对话", "keys": "API 密钥", "requests": "请求数"},
 }
-# A raw i18n key on screen ("play.send") means a string is missing from a locale file.
-RAW_KEY = re.compile(r"\b(app|nav|common|models?|play|keys|usage|signin|range|modality|role|error)\.[a-z_0-9]+\b")
 
-
-def no_raw_keys(page: Page) -> None:
-    text = page.locator("body").inner_text()
-    assert not RAW_KEY.search(text), f"untranslated string on {page.url}: {RAW_KEY.search(text)}"
 
 
 def watch_updates(page: Page) -> None:

@@ -19,7 +19,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.conftest import Server
-from tests.console.browser import Console
+from tests.console.browser import Console, no_raw_keys
 from tests.knowledge.test_kb_api import EN, ZH
 
 pytestmark = pytest.mark.browser
@@ -41,8 +41,6 @@ CASES = {  # per console language: what to search and ask, and a few strings to 
            "keyword_query": "积分", "answerable": "积分多久过期？", "unanswerable": "量子计算机的原理是什么？",
            "db_kb": "客户问答", "top_3": "返回 3 条", "sync_job": "数据源同步", "db_invalid": "无法使用该数据库来源"},
 }
-# A raw i18n key on screen ("kb.upload") means a string is missing from a locale file.
-RAW_KEY = re.compile(r"\b(app|nav|common|kb|models?|play|keys|usage|range|modality|role|error)\.[a-z_0-9]+\b")
 FAQ = [  # the rows of the database source: (question, answer)
     ("How do I change my delivery address?", "Edit it under Orders until the parcel ships."),
     ("发票可以重开吗？", "可以，在订单页面申请重开发票，三个工作日内处理。"),
@@ -51,10 +49,6 @@ FAQ = [  # the rows of the database source: (question, answer)
 NEW_ROW = ("会员积分可以转让吗？", "不可以，积分只能在本人账户中使用。")
 SLOW = 180_000  # first use loads the embedding model and SmolLM2 on a shared two-core machine
 
-
-def no_raw_keys(page: Page) -> None:
-    text = page.locator("body").inner_text()
-    assert not RAW_KEY.search(text), f"untranslated string on {page.url}: {RAW_KEY.search(text)}"
 
 
 def ask(page: Page, question: str) -> None:

@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
 from tests.conftest import Server
-from tests.console.browser import Console
+from tests.console.browser import Console, no_raw_keys
 from tests.upstream import Upstream
 
 pytestmark = pytest.mark.browser
@@ -27,16 +27,9 @@ TEXT = {  # a few strings per language, to check the page really is in that lang
     "zh": {"traces": "链路追踪", "analytics": "效果分析", "prompts": "提示词", "annotations": "人工标注",
            "error": "错误", "requests": "请求数", "done": "队列已全部完成"},
 }
-# A raw i18n key on screen ("trace.add_score") means a string is missing from a locale file.
-RAW_KEY = re.compile(r"\b(app|nav|common|models?|play|keys|usage|range|modality|role|error|traces?|analytics|ann|"
-                     r"prompts?)\.[a-z_0-9]+\b")
 OK_CALLS = 5  # successful chat calls through the remote model, made once for the module
 FAILED_CALLS = 1
 
-
-def no_raw_keys(page: Page) -> None:
-    text = page.locator("body").inner_text()
-    assert not RAW_KEY.search(text), f"untranslated string on {page.url}: {RAW_KEY.search(text)}"
 
 
 @pytest.fixture(scope="module")

@@ -48,14 +48,11 @@ export function navigate(url, { replace = false } = {}) {
   route();
 }
 
+/** Who am I: /auth/status answers 200 when signed out, so the first load has no failed request. */
 async function whoami() {
-  try {
-    state.me = await get("/api/v1/auth/session");
-    setCsrf(state.me.csrf_token);
-  } catch (e) {
-    if (e.status !== 401) throw e;
-    state.me = null;
-  }
+  const status = await get("/api/v1/auth/status");
+  state.me = status.signed_in ? status.identity : null;
+  setCsrf(state.me ? state.me.csrf_token : null);
 }
 
 export function signedIn(me) {
@@ -75,10 +72,15 @@ function layout(active) {
   const page = h("main", { class: "page", id: "page" });
   const langSel = h("select", { "aria-label": t("common.language"), onchange: (e) => { setLang(e.target.value); route(); } },
     Object.entries(LANGS).map(([k, v]) => h("option", { value: k, selected: k === getLang() }, v)));
+  // At phone width the sidebar is a bar whose menu button shows the navigation (closed again by the next route).
+  const side = h("aside", { class: "side" });
+  const menu = h("button", { class: "ghost menu-toggle", "aria-label": t("app.menu"), title: t("app.menu"), "aria-expanded": "false",
+    "aria-controls": "nav", "data-test": "menu",
+    onclick: () => menu.setAttribute("aria-expanded", String(side.classList.toggle("open"))) }, icon("menu"));
   mount(app, h("div", { class: "shell" },
-    h("aside", { class: "side" },
-      h("div", { class: "brand" }, h("img", { src: "/assets/favicon.svg", alt: "" }), h("span", {}, "Temper")),
-      h("nav", { class: "nav" }, NAV.filter((n) => !n.admin || me.role === "admin").map((n) => n.group
+    mount(side,
+      h("div", { class: "brand" }, h("img", { src: "/assets/favicon.svg", alt: "" }), h("span", {}, "Temper"), menu),
+      h("nav", { class: "nav", id: "nav" }, NAV.filter((n) => !n.admin || me.role === "admin").map((n) => n.group
         ? h("div", { class: "nav-group" }, GROUPS[n.group]())
         : h("a", { href: n.href, class: n.id === active ? "active" : "", "data-nav": n.id, title: t(`nav.${n.id}`) },
           h("span", { class: "icon" }, icon(n.id)), h("span", { class: "label" }, t(`nav.${n.id}`))))),
@@ -86,7 +88,7 @@ function layout(active) {
     h("div", { class: "main" },
       h("header", { class: "top" },
         h("span", { class: "badge accent" }, t(`role.${me.role}`)),
-        h("span", { class: "muted small", title: me.key_id }, me.role === "admin" ? t("app.admin_key") : `${me.key_name || me.key_prefix}`),
+        h("span", { class: "muted small top-key", title: me.key_id }, me.role === "admin" ? t("app.admin_key") : `${me.key_name || me.key_prefix}`),
         h("span", { class: "grow" }),
         langSel,
         h("button", { class: "ghost", onclick: signOut, "data-test": "sign-out" }, t("app.sign_out"))),

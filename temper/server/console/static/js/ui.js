@@ -230,6 +230,7 @@ const ICONS = {
   annotations: "M9 11l3 3 8-8M20 12v7a1 1 0 0 1-1 1H5a1 1 0 0 1-1-1V5a1 1 0 0 1 1-1h11",
   prompts: "M4 4h16v12H8l-4 4zM8 8h8M8 12h5",
   knowledge: "M4 19.5A2.5 2.5 0 0 1 6.5 17H20V3H6.5A2.5 2.5 0 0 0 4 5.5zM4 19.5A2.5 2.5 0 0 0 6.5 22H20v-5M9 8h7",
+  menu: "M4 6h16M4 12h16M4 18h16",
 };
 
 /** A small stroke icon (inline SVG, so it needs no font glyph). */

@@ -12,7 +12,9 @@ function fact(label, value, test) {
   return h("div", { class: "stat", "data-test": test }, h("div", { class: "v small-v" }, value), h("div", { class: "k" }, label));
 }
 
-/** The waterfall: a time axis, then one row per span. `onPick(span)` when a row is clicked. */
+/** The waterfall: a time axis, then one row per span; `onPick(span)` when a row is clicked; `stop()` ends the
+ * resize watch. In a narrow box the rows stack (name and duration, then the bar across the whole width; see
+ * console.css), and the axis shows only the tick labels that fit side by side (`thinAxis`, on every resize). */
 function waterfall(trace, onPick) {
   const spans = trace.spans || [];
   const total = Math.max(trace.duration_ms || 0, ...spans.map((s) => (s.offset_ms || 0) + (s.duration_ms || 0)), 1);
@@ -26,8 +28,9 @@ function waterfall(trace, onPick) {
       h("span", { class: "wf-label" }, s.name), s.kind && h("span", { class: "muted small" }, ` ${s.kind}`));
     name.style.paddingLeft = `${8 + (s.depth || 0) * 16}px`;
     const bar = h("div", { class: "wf-bar", "data-test": "span-bar", title: `${s.name} · ${fmtMs(s.duration_ms)}` });
-    bar.style.left = pct(((s.offset_ms || 0) / total) * 100);
-    bar.style.width = pct(Math.max(((s.duration_ms || 0) / total) * 100, 0.4));
+    const width = pct(Math.max(((s.duration_ms || 0) / total) * 100, 0.4));
+    bar.style.width = width;  // and at least 2 px (min-width), kept inside the track by the left edge below
+    bar.style.left = `min(${pct(((s.offset_ms || 0) / total) * 100)}, 100% - max(${width}, 2px))`;
     const row = h("div", {
       class: `wf-row ${s.status === "error" ? "err" : ""}`, role: "button", tabindex: "0", "data-test": "span-row", "data-span": s.id,
       onclick: () => pick(s, row), onkeydown: (e) => { if (e.key === "Enter") pick(s, row); },
@@ -42,7 +45,22 @@ function waterfall(trace, onPick) {
     if (row) row.classList.add("sel");
     onPick(s);
   }
-  return box;
+  const observer = new ResizeObserver(() => thinAxis(axis));
+  observer.observe(axis);
+  return { box, stop: () => observer.disconnect() };
+}
+
+/** Hide the axis labels that would touch one already shown: the start and the end first, then the middle, then
+ * the quarters. Labels are positioned absolutely, so hiding one never changes the axis's size. */
+function thinAxis(axis) {
+  const ticks = [...axis.children];
+  ticks.forEach((el) => { el.style.visibility = ""; });
+  const shown = [];
+  for (const i of [0, 4, 2, 1, 3]) {
+    const r = ticks[i].getBoundingClientRect();
+    if (shown.some((o) => r.left < o.right + 6 && o.left < r.right + 6)) ticks[i].style.visibility = "hidden";
+    else shown.push(r);
+  }
 }
 
 /** The side panel: the trace itself, or the span picked in the waterfall. */
@@ -163,7 +181,7 @@ export async function render(root, { me, params }) {
     trace = await get(`/api/v1/traces/${encodeURIComponent(id)}`);
   } catch (e) {
     mount(root, back, e.status === 404 ? emptyState({ title: t("trace.not_found"), hint: t("trace.not_found_hint") }) : errorBox(e));
-    return;
+    return undefined;
   }
   trace.scores = trace.scores || [];
   const selected = { span: null };
@@ -174,7 +192,7 @@ export async function render(root, { me, params }) {
     mount(side, detail(trace, span));
     scores.redraw();
   };
-  const wf = waterfall(trace, pick);
+  const { box: wf, stop } = waterfall(trace, pick);
   mount(side, detail(trace, null));
   mount(root, back,
     h("div", { class: "page-head" }, h("h1", {}, trace.name || t("trace.untitled")), statusBadge(trace.status),
@@ -196,4 +214,5 @@ export async function render(root, { me, params }) {
             t("trace.show_trace"))), wf),
         scores),
       side));
+  return stop;
 }
