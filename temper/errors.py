@@ -8,6 +8,8 @@ same thing in its own language from ``code`` and ``params`` alone.
 """
 from __future__ import annotations
 
+from typing import Any
+
 
 class TemperError(Exception):
     status = 400
@@ -93,3 +95,11 @@ class Unsupported(InvalidRequest):
     """400: the backend cannot honour a requested feature (e.g. strict schemas)."""
 
     code = "unsupported_parameter"
+
+
+def validation_params(first: dict[str, Any], param: str | None) -> dict[str, Any]:
+    """What a client needs to word a validation error (one of pydantic's ``errors()``) itself: the field,
+    pydantic's reason (``missing``, ``less_than_equal``, ...) and the limits it names (``le``, ``max_length``)."""
+    ctx = {k: v for k, v in (first.get("ctx") or {}).items() if isinstance(v, (str, int, float)) and not isinstance(v, bool)}
+    return {"param": param, "reason": first.get("type"), **ctx}
+

@@ -61,7 +61,7 @@ def _info(row: ApiKey) -> KeyInfo:
 
 def _positive(name: str, value: int | None) -> None:
     if value is not None and value <= 0:
-        raise InvalidRequest(f"{name} must be a positive integer", param=name)
+        raise InvalidRequest(f"{name} must be a positive integer", param=name, code="not_positive")
 
 
 def create_key(db: str, *, name: str = "", workspace_id: str = DEFAULT_WORKSPACE,
@@ -75,20 +75,20 @@ def create_key(db: str, *, name: str = "", workspace_id: str = DEFAULT_WORKSPACE
                                or not secret.isprintable() or " " in secret):
         # ASCII only: a key travels in an HTTP header, whose bytes are not UTF-8
         raise InvalidRequest("an imported key must be 16 to 256 printable ASCII characters without spaces",
-                             param="key")
+                             param="key", code="invalid_imported_key")
     for field, value in (("rpm", rpm), ("tpm", tpm), ("token_budget", token_budget)):
         _positive(field, value)
     if expires_at is not None:
         expires_at = as_utc(expires_at)
         if expires_at <= utcnow():
-            raise InvalidRequest("expires_at must be in the future", param="expires_at")
+            raise InvalidRequest("expires_at must be in the future", param="expires_at", code="expiry_in_past")
     plain = secret or KEY_PREFIX + secrets.token_urlsafe(32)
     with session(db) as s:
         if s.get(Workspace, workspace_id) is None:
             raise InvalidRequest(f"There is no workspace {workspace_id!r}.", param="workspace_id",
-                                 code="workspace_not_found")
+                                 code="workspace_not_found", params={"workspace_id": workspace_id})
         if s.scalar(select(ApiKey.id).where(ApiKey.key_hash == hash_key(plain))) is not None:
-            raise Conflict("that key already exists", param="key")
+            raise Conflict("that key already exists", param="key", code="key_exists")
     row = ApiKey(id=new_id("key"), workspace_id=workspace_id, name=name, key_hash=hash_key(plain),
                  prefix=plain[:14], is_admin=is_admin, allowed_models=allowed_models or None, rpm=rpm, tpm=tpm,
                  token_budget=token_budget, tokens_used=0, expires_at=expires_at, created_at=utcnow())
@@ -112,7 +112,8 @@ def get_key(db: str, key_id: str) -> KeyInfo:
     with session(db) as s:
         row = s.get(ApiKey, key_id)
         if row is None:
-            raise NotFound(f"API key {key_id!r} not found", param="key_id")
+            raise NotFound(f"API key {key_id!r} not found", param="key_id",
+                           code="key_not_found", params={"key_id": key_id})
         return _info(row)
 
 
@@ -136,13 +137,14 @@ def update_key(db: str, key_id: str, changes: dict) -> KeyInfo:
     ``allowed_models``, allows every model). A revoked key cannot be changed."""
     unknown = set(changes) - set(EDITABLE)
     if unknown:
-        raise InvalidRequest(f"cannot change {', '.join(sorted(unknown))}", param=sorted(unknown)[0])
+        raise InvalidRequest(f"cannot change {', '.join(sorted(unknown))}", param=sorted(unknown)[0],
+                             code="field_not_editable", params={"fields": ", ".join(sorted(unknown))})
     for field in ("rpm", "tpm", "token_budget"):
         _positive(field, changes.get(field))
     if changes.get("expires_at") is not None:
         changes["expires_at"] = as_utc(changes["expires_at"])
         if changes["expires_at"] <= utcnow():
-            raise InvalidRequest("expires_at must be in the future", param="expires_at")
+            raise InvalidRequest("expires_at must be in the future", param="expires_at", code="expiry_in_past")
     if "allowed_models" in changes:
         changes["allowed_models"] = changes["allowed_models"] or None
     if "name" in changes:
@@ -150,7 +152,8 @@ def update_key(db: str, key_id: str, changes: dict) -> KeyInfo:
     with session(db) as s:
         row = s.get(ApiKey, key_id)
         if row is None:
-            raise NotFound(f"API key {key_id!r} not found", param="key_id")
+            raise NotFound(f"API key {key_id!r} not found", param="key_id",
+                           code="key_not_found", params={"key_id": key_id})
         if row.revoked_at is not None:
             raise InvalidRequest("a revoked key cannot be changed", param="key_id", code="key_revoked")
         for field, value in changes.items():
@@ -165,7 +168,8 @@ def revoke_key(db: str, key_id: str) -> KeyInfo:
     with session(db) as s:
         row = s.get(ApiKey, key_id)
         if row is None:
-            raise NotFound(f"API key {key_id!r} not found", param="key_id")
+            raise NotFound(f"API key {key_id!r} not found", param="key_id",
+                           code="key_not_found", params={"key_id": key_id})
         if row.revoked_at is None:
             row.revoked_at = utcnow()
             bump_revision(s, "keys")

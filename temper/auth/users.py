@@ -60,20 +60,24 @@ def _password_ok(password: str, stored: str) -> bool:
 
 def _check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD:
-        raise InvalidRequest(f"the password must be at least {MIN_PASSWORD} characters", param="password")
+        raise InvalidRequest(f"the password must be at least {MIN_PASSWORD} characters", param="password",
+                             code="password_too_short", params={"min": MIN_PASSWORD})
 
 
 def create_user(db: str, username: str, password: str, role: str = "member",
                 workspace_id: str = DEFAULT_WORKSPACE) -> UserInfo:
     username = username.strip()
     if not _NAME_RE.match(username):
-        raise InvalidRequest("a username is 1-100 letters, digits or . _ @ + -", param="username")
+        raise InvalidRequest("a username is 1-100 letters, digits or . _ @ + -", param="username",
+                             code="invalid_username")
     if role not in ROLES:
-        raise InvalidRequest(f"role must be one of {', '.join(ROLES)}", param="role")
+        raise InvalidRequest(f"role must be one of {', '.join(ROLES)}", param="role",
+                             code="not_one_of", params={"allowed": ", ".join(ROLES)})
     _check_password(password)
     with session(db) as s:
         if s.scalar(select(User.id).where(func.lower(User.username) == username.lower())) is not None:
-            raise Conflict(f"user {username!r} already exists", param="username")
+            raise Conflict(f"user {username!r} already exists", param="username",
+                           code="user_exists", params={"username": username})
     key, _ = create_key(db, name=f"{username} (console)", workspace_id=workspace_id, is_admin=role == "admin")
     row = User(id=new_id("usr"), workspace_id=workspace_id, username=username,
                password_hash=hash_password(password), role=role, key_id=key.id, created_at=utcnow())
@@ -99,7 +103,7 @@ def remove_user(db: str, user: str) -> UserInfo:
     """Delete a user (by id or name) and revoke their personal key, ending their sessions."""
     row = _find(db, user)
     if row is None:
-        raise NotFound(f"user {user!r} not found", param="user")
+        raise NotFound(f"user {user!r} not found", param="user", code="user_not_found", params={"user": user})
     revoke_key(db, row.key_id)
     with session(db) as s:
         s.delete(s.get(User, row.id))
@@ -110,7 +114,7 @@ def set_password(db: str, user: str, password: str) -> UserInfo:
     _check_password(password)
     row = _find(db, user)
     if row is None:
-        raise NotFound(f"user {user!r} not found", param="user")
+        raise NotFound(f"user {user!r} not found", param="user", code="user_not_found", params={"user": user})
     with session(db) as s:
         s.get(User, row.id).password_hash = hash_password(password)
     return _info(row)

@@ -36,7 +36,8 @@ def check_name(name: str) -> str:
     if not name or len(name) > MAX_NAME or any(not NAME_PART.match(p) or p != p.rstrip() for p in parts):
         raise InvalidRequest(f"Artifact name {name!r}: use a relative path of letters, digits, '.', '-', '_' and "
                              f"spaces, parts separated by '/' (no '..', no leading '/' or '.'), at most "
-                             f"{MAX_NAME} characters.", param="name", code="invalid_artifact_name")
+                             f"{MAX_NAME} characters.", param="name", code="invalid_artifact_name",
+                             params={"name": name})
     return name
 
 
@@ -76,7 +77,8 @@ class LocalArtifactStore:
 
     def _dir(self, job_id: str) -> Path:
         if not JOB_ID.match(job_id):
-            raise InvalidRequest(f"Not a job id: {job_id!r}.", param="job_id")
+            raise InvalidRequest(f"Not a job id: {job_id!r}.", param="job_id",
+                                 code="invalid_job_id", params={"job_id": job_id})
         return self.root / job_id
 
     def put(self, job_id: str, name: str, data: bytes | Path, media_type: str | None = None) -> dict[str, Any]:
@@ -116,7 +118,7 @@ class LocalArtifactStore:
             row = s.get(JobArtifactRow, (job_id, name))
             if row is None:
                 raise NotFound(f"Job {job_id} has no artifact named {name!r}.", param="name",
-                               code="artifact_not_found")
+                               code="artifact_not_found", params={"job_id": job_id, "name": name})
             return artifact_dict(row)
 
     def path(self, job_id: str, name: str) -> Path:
@@ -124,7 +126,7 @@ class LocalArtifactStore:
         path = self._dir(job_id) / check_name(name)
         if not path.is_file():
             raise NotFound(f"The file of artifact {name!r} of job {job_id} is missing from {self.root}.",
-                           param="name", code="artifact_not_found")
+                           param="name", code="artifact_not_found", params={"job_id": job_id, "name": name})
         return path
 
     def open(self, job_id: str, name: str) -> BinaryIO:

@@ -66,7 +66,8 @@ def get_job(db: str, job_id: str, workspace_id: str | None = None) -> dict[str, 
 def list_jobs(db: str, *, workspace_id: str = DEFAULT_WORKSPACE, kind: str | None = None,
               resource_id: str | None = None, status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
     if status is not None and status not in STATUSES:
-        raise InvalidRequest(f"status must be one of {', '.join(STATUSES)}.", param="status")
+        raise InvalidRequest(f"status must be one of {', '.join(STATUSES)}.", param="status",
+                             code="not_one_of", params={"allowed": ", ".join(STATUSES)})
     stmt = select(JobRow).where(JobRow.workspace_id == workspace_id)
     for column, value in ((JobRow.kind, kind), (JobRow.resource_id, resource_id), (JobRow.status, status)):
         if value is not None:

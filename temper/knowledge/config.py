@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from temper.errors import InvalidRequest
+from temper.errors import InvalidRequest, validation_params
 from temper.knowledge.chunking import ChunkingConfig
 
 DEFAULT_CHAT_MODEL = "smollm2-135m-instruct"
@@ -100,4 +100,5 @@ def merged(base: Settings, override: dict[str, Any] | None, what: str) -> Any:
 def _invalid(e: ValidationError, what: str) -> InvalidRequest:
     first = e.errors()[0]
     where = ".".join(str(x) for x in (what, *first["loc"]))
-    return InvalidRequest(f"Invalid {where}: {first['msg']}.", param=where)
+    return InvalidRequest(f"Invalid {where}: {first['msg']}.", param=where, code="invalid_value",
+                          params=validation_params(first, where))

@@ -147,15 +147,17 @@ class KnowledgeService:
         self._check_metadata(metadata)
         for u in uploads:
             if not u.filename.strip():
-                raise InvalidRequest("Every file needs a name.", param="files")
+                raise InvalidRequest("Every file needs a name.", param="files", code="missing_file_name")
             if len(u.filename) > MAX_NAME_CHARS:
-                raise InvalidRequest(f"A file name has at most {MAX_NAME_CHARS} characters.", param="files")
+                raise InvalidRequest(f"A file name has at most {MAX_NAME_CHARS} characters.", param="files",
+                                     code="file_name_too_long", params={"max": MAX_NAME_CHARS})
             if u.size > self.max_file_bytes:
                 raise self._too_large(u.filename)
             try:
                 self.parsers.for_file(u.filename, u.media_type)  # an unsupported type is refused before anything
             except ParseError as e:
-                raise InvalidRequest(str(e), param="files", code="unsupported_file_type") from None
+                raise InvalidRequest(str(e), param="files", code="unsupported_file_type",
+                                     params={"name": u.filename}) from None
         queued, skipped = [], []
         for u in uploads:
             media_type = u.media_type or mimetypes.guess_type(u.filename)[0]
@@ -173,7 +175,8 @@ class KnowledgeService:
                  workspace_id: str | None = None, caller: Caller | None = None) -> dict[str, Any]:
         """A pasted text (Markdown) as a document named after its title."""
         if not title.strip() or not text.strip():
-            raise InvalidRequest("A text document needs a title and some text.", param="text")
+            raise InvalidRequest("A text document needs a title and some text.", param="text",
+                                 code="empty_text_document")
         name = title.strip() if title.strip().lower().endswith((".md", ".txt")) else f"{title.strip()}.md"
         data = text.encode()
         if len(data) > self.max_file_bytes:
@@ -188,14 +191,15 @@ class KnowledgeService:
 
     def _too_large(self, name: str) -> TemperError:
         return TemperError(f"{name} is larger than {self.max_file_bytes >> 20:,} MiB, the most a file may be "
-                           "(TEMPER_MAX_FILE_MB).", param="files", status=413, code="file_too_large")
+                           "(TEMPER_MAX_FILE_MB).", param="files", status=413, code="file_too_large",
+                           params={"name": name, "max_mb": self.max_file_bytes >> 20})
 
     def _check_metadata(self, metadata: dict[str, Any] | None) -> None:
         """Metadata given with documents is copied to each of their chunks in the index (for filters): bounded."""
         if metadata and metadata_size(metadata) > self.limits.metadata_bytes:
             raise InvalidRequest(f"'metadata' is larger than {self.limits.metadata_bytes // 1024} KiB, the most a "
                                  "document may carry (TEMPER_KB_MAX_METADATA_KB).", param="metadata",
-                                 code="metadata_too_large")
+                                 code="metadata_too_large", params={"max_kib": self.limits.metadata_bytes // 1024})
 
     def add_urls(self, kb_id: str, urls: list[str], *, metadata: dict[str, Any] | None = None,
                  workspace_id: str | None = None, caller: Caller | None = None) -> dict[str, Any]:
@@ -211,7 +215,7 @@ class KnowledgeService:
             try:
                 check_allowed(url, self.url_policy())
             except SourceError as e:
-                raise InvalidRequest(str(e), param="urls", code="url_not_allowed") from None
+                raise InvalidRequest(str(e), param="urls", code="url_not_allowed", params={"reason": str(e)}) from None
         queued = [store.add_document(self.db, kb_id, url, source_type="url", checksum=None, size_bytes=0,
                                      title=clip(strip_credentials(url), self.limits.title_chars), metadata=metadata)[0]
                   for url in urls]
@@ -258,7 +262,7 @@ class KnowledgeService:
             check_not_studio(str(config.get("url") or ""), self.db, self.root.parent)
             check_source(source_of(config))
         except QueryError as e:
-            raise InvalidRequest(str(e), param="query", code="invalid_source") from None
+            raise InvalidRequest(str(e), param="query", code="invalid_source", params={"reason": str(e)}) from None
         src = store.add_source(self.db, kb_id, "database", name, config, workspace_id=workspace_id)
         return {**src, "job": self._sync(kb, src["id"], caller)}
 
@@ -317,7 +321,8 @@ class KnowledgeService:
 def _question(text: str) -> str:
     text = text.strip()
     if not text:
-        raise InvalidRequest("The question is empty.", param="query")
+        raise InvalidRequest("The question is empty.", param="query", code="empty_question")
     if len(text) > 4000:
-        raise InvalidRequest("The question is longer than 4000 characters.", param="query")
+        raise InvalidRequest("The question is longer than 4000 characters.", param="query",
+                             code="question_too_long", params={"max": 4000})
     return text

@@ -84,7 +84,7 @@ def create_kb(db: str, name: str, *, description: str = "", embedding_model: str
     name = name.strip()
     if not _NAME_RE.fullmatch(name):
         raise InvalidRequest("A knowledge base name has 1 to 100 letters (any script), digits, spaces, '_', '.' "
-                             "or '-', and starts with a letter or digit.", param="name")
+                             "or '-', and starts with a letter or digit.", param="name", code="invalid_kb_name")
     try:
         with session(db) as s:
             kb = KnowledgeBase(id=new_id("kb"), workspace_id=workspace_id, name=name, description=description,
@@ -176,7 +176,8 @@ def add_document(db: str, kb_id: str, source: str, *, source_type: str, checksum
 def list_documents(db: str, kb_id: str, *, workspace_id: str | None = None, status: str | None = None,
                    limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
     if status is not None and status not in DOC_STATUSES:
-        raise InvalidRequest(f"status must be one of {', '.join(DOC_STATUSES)}.", param="status")
+        raise InvalidRequest(f"status must be one of {', '.join(DOC_STATUSES)}.", param="status",
+                             code="not_one_of", params={"allowed": ", ".join(DOC_STATUSES)})
     with session(db) as s:
         _kb(s, kb_id, workspace_id)
         stmt = select(KbDocument).where(KbDocument.kb_id == kb_id)
@@ -405,7 +406,8 @@ def add_source(db: str, kb_id: str, kind: str, name: str, config: dict[str, Any]
                workspace_id: str | None = None) -> dict[str, Any]:
     name = name.strip()
     if not _NAME_RE.fullmatch(name) or "#" in name:
-        raise InvalidRequest("A source name has 1 to 100 letters, digits, spaces, '_', '.' or '-'.", param="name")
+        raise InvalidRequest("A source name has 1 to 100 letters, digits, spaces, '_', '.' or '-'.", param="name",
+                             code="invalid_source_name")
     try:
         with session(db) as s:
             kb = _kb(s, kb_id, workspace_id)
@@ -416,7 +418,7 @@ def add_source(db: str, kb_id: str, kind: str, name: str, config: dict[str, Any]
             return source_dict(src)
     except IntegrityError:
         raise InvalidRequest(f"This knowledge base already has a source named {name!r}.", param="name",
-                             code="source_exists") from None
+                             code="source_exists", params={"name": name}) from None
 
 
 def _source(s: Any, source_id: str, kb_id: str | None = None) -> KbSource:

@@ -65,27 +65,31 @@ class ModelEntry:
 
 def validate_entry(e: ModelEntry) -> None:
     if not _ID_RE.match(e.id):
-        raise InvalidRequest(f"invalid model id {e.id!r}: use letters, digits and . _ : / @ + -", param="id")
+        raise InvalidRequest(f"invalid model id {e.id!r}: use letters, digits and . _ : / @ + -", param="id",
+                             code="invalid_model_id", params={"id": e.id})
     if e.modality not in MODALITIES:
-        raise InvalidRequest(f"modality must be one of {', '.join(MODALITIES)}", param="modality")
+        raise InvalidRequest(f"modality must be one of {', '.join(MODALITIES)}", param="modality",
+                             code="not_one_of", params={"allowed": ", ".join(MODALITIES)})
     if e.status not in STATUSES:
-        raise InvalidRequest(f"status must be one of {', '.join(STATUSES)}", param="status")
+        raise InvalidRequest(f"status must be one of {', '.join(STATUSES)}", param="status",
+                             code="not_one_of", params={"allowed": ", ".join(STATUSES)})
     if not e.deployments:
-        raise InvalidRequest("a model needs at least one deployment", param="deployments")
+        raise InvalidRequest("a model needs at least one deployment", param="deployments", code="no_deployments")
     for a in e.aliases:
         if not _ID_RE.match(a):
-            raise InvalidRequest(f"invalid alias {a!r}", param="aliases")
+            raise InvalidRequest(f"invalid alias {a!r}", param="aliases", code="invalid_alias", params={"alias": a})
     for d in e.deployments:
         if d.provider == "openai_compat" and not (d.base_url or "").startswith(("http://", "https://")):
             raise InvalidRequest("openai_compat deployments need a base_url starting with http:// or https://",
-                                 param="base_url")
+                                 param="base_url", code="invalid_base_url")
         if d.weight <= 0 or d.timeout_s <= 0:
-            raise InvalidRequest("weight and timeout_s must be positive", param="deployments")
+            raise InvalidRequest("weight and timeout_s must be positive", param="deployments",
+                                 code="deployment_not_positive")
     for name, price in (("input_price", e.input_price), ("output_price", e.output_price)):
         if price is not None and price < 0:
-            raise InvalidRequest("prices must not be negative", param=name)
+            raise InvalidRequest("prices must not be negative", param=name, code="negative_price")
     if e.context_length is not None and e.context_length <= 0:
-        raise InvalidRequest("context_length must be positive", param="context_length")
+        raise InvalidRequest("context_length must be positive", param="context_length", code="not_positive")
 
 
 def entry_from_spec(spec: dict[str, Any]) -> ModelEntry:
@@ -101,7 +105,8 @@ def entry_from_spec(spec: dict[str, Any]) -> ModelEntry:
         spec["deployments"] = [Deployment(**d) for d in deps]
         entry = ModelEntry(**{k: v for k, v in spec.items() if v is not None})
     except TypeError as e:
-        raise InvalidRequest(f"invalid model specification: {e}") from None
+        raise InvalidRequest(f"invalid model specification: {e}",
+                             code="invalid_model_spec", params={"reason": str(e)}) from None
     validate_entry(entry)
     return entry
 
@@ -134,7 +139,8 @@ def edited_entry(current: ModelEntry, changes: dict[str, Any]) -> ModelEntry:
     try:
         entry = ModelEntry(**spec)
     except TypeError as e:
-        raise InvalidRequest(f"invalid model specification: {e}") from None
+        raise InvalidRequest(f"invalid model specification: {e}",
+                             code="invalid_model_spec", params={"reason": str(e)}) from None
     validate_entry(entry)
     return entry
 
@@ -199,17 +205,21 @@ def add_model(db: str, catalog: Catalog, entry: ModelEntry, *, providers: Iterab
     for d in entry.deployments:
         if d.provider not in known:
             raise InvalidRequest(f"unknown provider {d.provider!r}; installed: {', '.join(sorted(known))}",
-                                 param="provider")
+                                 param="provider", code="unknown_provider",
+                                 params={"provider": d.provider, "installed": ", ".join(sorted(known))})
     existing = catalog.names.get(entry.id)
     if existing is not None and not (replace or existing.builtin and existing.id == entry.id):
-        raise Conflict(f"model {entry.id!r} already exists", param="id")
+        raise Conflict(f"model {entry.id!r} already exists", param="id",
+                       code="model_exists", params={"model": entry.id})
     for a in entry.aliases:
         owner = catalog.names.get(a)
         if owner is not None and owner.id != entry.id:
-            raise Conflict(f"alias {a!r} is already used by {owner.id!r}", param="aliases")
+            raise Conflict(f"alias {a!r} is already used by {owner.id!r}", param="aliases",
+                           code="alias_taken", params={"alias": a, "model": owner.id})
     for f in entry.fallbacks:
         if f not in catalog.names or f == entry.id:
-            raise InvalidRequest(f"fallback {f!r} is not another model in the catalogue", param="fallbacks")
+            raise InvalidRequest(f"fallback {f!r} is not another model in the catalogue", param="fallbacks",
+                                 code="invalid_fallback", params={"fallback": f})
     with session(db) as s:
         row = s.get(ModelRow, entry.id) or ModelRow(id=entry.id)
         row.workspace_id = entry.workspace_id
@@ -232,6 +242,6 @@ def remove_model(db: str, catalog: Catalog, model_id: str) -> None:
         row = s.get(ModelRow, model_id)
         if row is None:
             raise InvalidRequest(f"{model_id!r} is a built-in model; disable it with status=disabled instead",
-                                 param="model")
+                                 param="model", code="builtin_model", params={"model": model_id})
         s.delete(row)
         bump_revision(s, "catalog")

@@ -124,7 +124,8 @@ class ModelClient:
         """The catalogue entry for ``name``, if ``key`` may use it and it serves ``op``."""
         entry = self.catalog().resolve(name)
         if key is not None and not allowed(key, entry):
-            raise PermissionDenied(f"This API key is not allowed to use the model `{name}`.", param="model")
+            raise PermissionDenied(f"This API key is not allowed to use the model `{name}`.", param="model",
+                                   params={"model": name})
         if op is not None and entry.modality != op:
             raise InvalidRequest(f"`{entry.id}` is a {entry.modality} model and is not supported on "
                                  f"{ENDPOINT_FOR[op]}; use {ENDPOINT_FOR.get(entry.modality, 'another endpoint')}.",

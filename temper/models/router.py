@@ -85,7 +85,8 @@ class Router:
     def provider(self, d: Deployment) -> Provider:
         p = self.providers.get(d.provider)
         if p is None:
-            raise UpstreamError(f"no provider named {d.provider!r} is installed")
+            raise UpstreamError(f"no provider named {d.provider!r} is installed",
+                                code="provider_not_installed", params={"provider": d.provider})
         return p
 
     async def call(self, op: Operation, entry: ModelEntry, req: dict, *, stream: bool) -> Routed:

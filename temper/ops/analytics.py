@@ -66,11 +66,13 @@ class CallFilter:
                 stmt = stmt.where(column == value)
         if self.source is not None:
             if self.source not in SOURCES:
-                raise InvalidRequest("source must be api, knowledge, job or internal.", param="source")
+                raise InvalidRequest("source must be api, knowledge, job or internal.", param="source",
+                                     code="not_one_of", params={"allowed": ", ".join(SOURCES)})
             stmt = stmt.where(SOURCE == self.source)
         if self.status is not None:
             if self.status not in ("ok", "error"):
-                raise InvalidRequest("status must be `ok` or `error`.", param="status")
+                raise InvalidRequest("status must be `ok` or `error`.", param="status",
+                                     code="not_one_of", params={"allowed": "ok, error"})
             stmt = stmt.where(u.status >= 400 if self.status == "error" else u.status < 400)
         if self.since is not None:
             stmt = stmt.where(u.created_at >= self.since)
@@ -139,7 +141,7 @@ def window(*, hours: float | None = None, since: datetime | None = None, until: 
     if hours is not None:
         start = max(start, end - timedelta(hours=hours)) if start is not None else end - timedelta(hours=hours)
     if start is not None and start >= end:
-        raise InvalidRequest("`since` must be before `until`.", param="since")
+        raise InvalidRequest("`since` must be before `until`.", param="since", code="since_after_until")
     return start, end
 
 
@@ -156,17 +158,20 @@ def stats(db: str, f: CallFilter, *, group_by: str = "model", bucket: str | None
     """Totals and per-group rows over ``f``'s period (``until`` defaults to now), plus a time series
     (empty buckets included) when ``bucket`` is given. Groups are ordered by requests, most first."""
     if group_by not in GROUPS:
-        raise InvalidRequest("group_by must be model, key, app, source or day.", param="group_by")
+        raise InvalidRequest("group_by must be model, key, app, source or day.", param="group_by",
+                             code="not_one_of", params={"allowed": ", ".join(GROUPS)})
     if bucket is not None and bucket not in BUCKETS:
-        raise InvalidRequest("bucket must be minute, hour or day.", param="bucket")
+        raise InvalidRequest("bucket must be minute, hour or day.", param="bucket",
+                             code="not_one_of", params={"allowed": ", ".join(BUCKETS)})
     f.since = _utc(f.since) if f.since is not None else None
     f.until = _utc(f.until) if f.until is not None else datetime.now(timezone.utc)
     step = BUCKETS[bucket] if bucket else None
     if step is not None:
         if f.since is None:
-            raise InvalidRequest("A time series needs a start.", param="since")
+            raise InvalidRequest("A time series needs a start.", param="since", code="series_needs_start")
         if (f.until - f.since) / step > MAX_POINTS:
-            raise InvalidRequest(f"That is more than {MAX_POINTS} {bucket}s; pick a larger bucket.", param="bucket")
+            raise InvalidRequest(f"That is more than {MAX_POINTS} {bucket}s; pick a larger bucket.", param="bucket",
+                                 code="too_many_points", params={"max": MAX_POINTS, "bucket": bucket})
     u = UsageRecord
     # the time as whole seconds since the epoch, computed by the database: bucketing integers is cheaper than
     # building a datetime per row (the last 24 h of 55k calls, by hour: 360 → 206 ms, benchmarks/trace_query.py)

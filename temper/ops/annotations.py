@@ -25,21 +25,24 @@ _UNSAFE_IN_FILENAME = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
 
 def _check_configs(configs: list[dict]) -> list[dict]:
     if not configs:
-        raise InvalidRequest("A queue needs at least one score config ({name, data_type}).", param="score_configs")
+        raise InvalidRequest("A queue needs at least one score config ({name, data_type}).", param="score_configs",
+                             code="no_score_configs")
     names = set()
     out = []
     for c in configs:
         name, data_type = c.get("name"), c.get("data_type")
         if not isinstance(name, str) or not 0 < len(name) <= 100 or name in names:
             raise InvalidRequest("Each score config needs a unique name of 1 to 100 characters.",
-                                 param="score_configs")
+                                 param="score_configs", code="invalid_score_config_name")
         if data_type not in DATA_TYPES:
             raise InvalidRequest(f"Score config `{name}`: data_type must be one of {', '.join(DATA_TYPES)}.",
-                                 param="score_configs")
+                                 param="score_configs",
+                                 code="invalid_score_type", params={"name": name, "allowed": ", ".join(DATA_TYPES)})
         categories = c.get("categories")
         if data_type == "categorical" and (not isinstance(categories, list) or not categories
                                            or not all(isinstance(x, str) and x for x in categories)):
-            raise InvalidRequest(f"Score config `{name}` is categorical: give its categories.", param="score_configs")
+            raise InvalidRequest(f"Score config `{name}` is categorical: give its categories.", param="score_configs",
+                                 code="missing_categories", params={"name": name})
         names.add(name)
         out.append({k: c[k] for k in ("name", "data_type", "categories", "min", "max", "description") if k in c})
     return out
@@ -72,7 +75,8 @@ def create_queue(db: str, name: str, f: TraceFilter, score_configs: list[dict], 
     if not name.strip():
         raise InvalidRequest("A queue needs a name.", param="name", code="missing_name")
     if not 0 < limit <= MAX_ITEMS:
-        raise InvalidRequest(f"limit must be between 1 and {MAX_ITEMS}.", param="limit")
+        raise InvalidRequest(f"limit must be between 1 and {MAX_ITEMS}.", param="limit",
+                             code="integer_out_of_range", params={"min": 1, "max": MAX_ITEMS})
     configs = _check_configs(score_configs)
     f.workspace_id = workspace_id
     with session(db) as s:
@@ -132,7 +136,8 @@ def submit(db: str, queue_id: str, item_id: str, status: str, scores: dict[str, 
            author: str | None = None, workspace_id: str = DEFAULT_WORKSPACE) -> dict[str, Any]:
     """Record the annotator's scores for one item (``done``) or pass over it (``skipped``)."""
     if status not in ITEM_STATUSES:
-        raise InvalidRequest("status must be `done` or `skipped`.", param="status")
+        raise InvalidRequest("status must be `done` or `skipped`.", param="status",
+                             code="not_one_of", params={"allowed": "done, skipped"})
     with session(db) as s:
         q = _get(s, queue_id, workspace_id)
         item = s.get(AnnotationItem, item_id)

@@ -32,24 +32,29 @@ def normalise(name: str, value: Any, data_type: str | None = None, config: dict 
         data_type = (config or {}).get("data_type") or (
             "boolean" if isinstance(value, bool) else "numeric" if isinstance(value, (int, float)) else "categorical")
     if data_type not in DATA_TYPES:
-        raise InvalidRequest(f"data_type must be one of {', '.join(DATA_TYPES)}.", param="data_type")
+        raise InvalidRequest(f"data_type must be one of {', '.join(DATA_TYPES)}.", param="data_type",
+                             code="not_one_of", params={"allowed": ", ".join(DATA_TYPES)})
     if data_type == "boolean":
         if not isinstance(value, bool) and value not in (0, 1):
-            raise InvalidRequest(f"Score `{name}` is boolean: send true or false.", param="value")
+            raise InvalidRequest(f"Score `{name}` is boolean: send true or false.", param="value",
+                                 code="score_not_boolean", params={"name": name})
         return data_type, float(bool(value)), None
     if data_type == "numeric":
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-            raise InvalidRequest(f"Score `{name}` is numeric: send a number.", param="value")
+            raise InvalidRequest(f"Score `{name}` is numeric: send a number.", param="value",
+                                 code="score_not_number", params={"name": name})
         lo, hi = (config or {}).get("min"), (config or {}).get("max")
         if (lo is not None and value < lo) or (hi is not None and value > hi):
-            raise InvalidRequest(f"Score `{name}` must be between {lo} and {hi}.", param="value")
+            raise InvalidRequest(f"Score `{name}` must be between {lo} and {hi}.", param="value",
+                                 code="score_out_of_range", params={"name": name, "min": lo, "max": hi})
         return data_type, float(value), None
     if not isinstance(value, str) or not value.strip() or len(value) > 200:
         raise InvalidRequest(f"Score `{name}` is categorical: send a non-empty string (at most 200 characters).",
-                             param="value")
+                             param="value", code="invalid_category_value", params={"name": name})
     categories = (config or {}).get("categories")
     if categories and value not in categories:
-        raise InvalidRequest(f"Score `{name}` must be one of: {', '.join(categories)}.", param="value")
+        raise InvalidRequest(f"Score `{name}` must be one of: {', '.join(categories)}.", param="value",
+                             code="unknown_category", params={"name": name, "allowed": ", ".join(categories)})
     return data_type, None, value
 
 
@@ -58,9 +63,10 @@ def add_score(db: str, trace_id: str, name: str, value: Any, *, data_type: str |
               comment: str | None = None, queue_id: str | None = None, workspace_id: str = DEFAULT_WORKSPACE,
               config: dict | None = None) -> dict[str, Any]:
     if not name or len(name) > 100:
-        raise InvalidRequest("A score needs a name of 1 to 100 characters.", param="name")
+        raise InvalidRequest("A score needs a name of 1 to 100 characters.", param="name", code="invalid_score_name")
     if source not in SOURCES:
-        raise InvalidRequest(f"source must be one of {', '.join(SOURCES)}.", param="source")
+        raise InvalidRequest(f"source must be one of {', '.join(SOURCES)}.", param="source",
+                             code="not_one_of", params={"allowed": ", ".join(SOURCES)})
     data_type, number, text = normalise(name, value, data_type, config)
     with session(db) as s:
         trace = s.get(TraceRow, trace_id)
@@ -94,5 +100,6 @@ def delete_score(db: str, score_id: str, workspace_id: str = DEFAULT_WORKSPACE) 
     with session(db) as s:
         row = s.get(ScoreRow, score_id)
         if row is None or row.workspace_id != workspace_id:
-            raise NotFound(f"No score with id {score_id!r}.", param="score_id")
+            raise NotFound(f"No score with id {score_id!r}.", param="score_id",
+                           code="score_not_found", params={"score_id": score_id})
         s.delete(row)

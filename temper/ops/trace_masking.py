@@ -43,7 +43,8 @@ def get_masking(db: str, workspace_id: str, default: bool) -> dict[str, Any]:
     with session(db) as s:
         ws = s.get(Workspace, workspace_id)
         if ws is None:
-            raise NotFound(f"No workspace with id {workspace_id!r}.", param="workspace_id", code="workspace_not_found")
+            raise NotFound(f"No workspace with id {workspace_id!r}.", param="workspace_id", code="workspace_not_found",
+                           params={"workspace_id": workspace_id})
         return _state(workspace_id, ws.trace_mask_pii, default)
 
 
@@ -53,5 +54,6 @@ def set_masking(db: str, workspace_id: str, mask: bool | None, default: bool) ->
     with get_engine(db).begin() as conn:
         if conn.execute(update(Workspace).where(Workspace.id == workspace_id)
                         .values(trace_mask_pii=mask)).rowcount == 0:
-            raise NotFound(f"No workspace with id {workspace_id!r}.", param="workspace_id", code="workspace_not_found")
+            raise NotFound(f"No workspace with id {workspace_id!r}.", param="workspace_id", code="workspace_not_found",
+                           params={"workspace_id": workspace_id})
     return _state(workspace_id, mask, default)

@@ -71,7 +71,8 @@ class TraceFilter:
     def apply(self, stmt: Select) -> Select:
         t = TraceRow
         if self.status is not None and self.status not in STATUSES:
-            raise InvalidRequest("status must be `ok` or `error`.", param="status")
+            raise InvalidRequest("status must be `ok` or `error`.", param="status",
+                                 code="not_one_of", params={"allowed": "ok, error"})
         for column, value in ((t.workspace_id, self.workspace_id), (t.model, self.model), (t.key_id, self.key_id),
                               (t.app_id, self.app_id), (t.kind, self.kind), (t.status, self.status)):
             if value is not None:

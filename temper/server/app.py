@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException
 
 from temper import __version__
 from temper.config import Settings, get_settings
-from temper.errors import TemperError
+from temper.errors import TemperError, validation_params
 from temper.server.api import annotations, auth, jobs, keys, knowledge, models, prompts, traces, usage, users
 from temper.server.body_guard import BodyGuard
 from temper.server.console import routes as console_routes
@@ -30,13 +30,6 @@ def _error(status: int, message: str, *, param: str | None = None, code: str | N
            params: dict[str, Any] | None = None) -> JSONResponse:
     return JSONResponse({"error": {"message": message, "type": etype, "param": param, "code": code,
                                    "params": params or {}}}, status_code=status, headers=headers)
-
-
-def _validation_params(first: dict[str, Any], param: str | None) -> dict[str, Any]:
-    """What a client needs to word a validation error itself: the field, pydantic's reason (``missing``,
-    ``string_too_long``, ...) and the limits it names (``max_length``, ``ge``, ...)."""
-    ctx = {k: v for k, v in (first.get("ctx") or {}).items() if isinstance(v, (str, int, float)) and not isinstance(v, bool)}
-    return {"param": param, "reason": first.get("type"), **ctx}
 
 
 def management_app(rt: Runtime) -> FastAPI:
@@ -57,7 +50,7 @@ def management_app(rt: Runtime) -> FastAPI:
         param = ".".join(loc) or None
         return _error(400, f"Invalid '{param}': {first.get('msg', 'invalid request')}." if param
                       else str(first.get("msg", "invalid request")), param=param, code="invalid_value",
-                      params=_validation_params(first, param))
+                      params=validation_params(first, param))
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, e: HTTPException) -> JSONResponse:

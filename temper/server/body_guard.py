@@ -25,10 +25,12 @@ class BodyTooLarge(TemperError, HTTPException):
     """Raised while the body is read; the management app answers it like any ``TemperError`` (a 413). It is
     an ``HTTPException`` too because FastAPI turns any other error raised while it reads a body into a 400."""
 
+    code = "request_too_large"
+
     def __init__(self, limit: int) -> None:
         message = f"The request body is larger than {limit // 1024:,} KiB, the most this route accepts."
         HTTPException.__init__(self, status_code=413, detail=message)
-        TemperError.__init__(self, message, status=413, code="request_too_large")
+        TemperError.__init__(self, message, status=413, params={"max_kib": limit // 1024})
 
 
 class BodyGuard:

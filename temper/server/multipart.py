@@ -84,13 +84,15 @@ class _Reader:
     def part_begin(self) -> None:
         self.parts += 1
         if self.parts > MAX_PARTS:
-            raise InvalidRequest(f"An upload has at most {MAX_PARTS} parts.", param="files")
+            raise InvalidRequest(f"An upload has at most {MAX_PARTS} parts.", param="files",
+                                 code="too_many_parts", params={"max": MAX_PARTS})
         self.headers, self.header_bytes, self.file, self.text = {}, 0, None, None
 
     def _header_bytes(self, n: int) -> None:
         self.header_bytes += n
         if self.header_bytes > HEADER_LIMIT:
-            raise InvalidRequest(f"The headers of a part are larger than {HEADER_LIMIT // 1024} KiB.", param="files")
+            raise InvalidRequest(f"The headers of a part are larger than {HEADER_LIMIT // 1024} KiB.", param="files",
+                                 code="part_headers_too_large", params={"max_kib": HEADER_LIMIT // 1024})
 
     def header_field(self, data: bytes, start: int, end: int) -> None:
         self._header_bytes(end - start)
@@ -107,7 +109,8 @@ class _Reader:
     def headers_finished(self) -> None:
         _, options = parse_options_header(self.headers.get(b"content-disposition", b""))
         if b"name" not in options:
-            raise InvalidRequest("Every part of the upload needs a Content-Disposition name.", param="files")
+            raise InvalidRequest("Every part of the upload needs a Content-Disposition name.", param="files",
+                                 code="missing_part_name")
         self.field = _text(options[b"name"])
         if b"filename" not in options:
             self.text = bytearray()
@@ -122,12 +125,14 @@ class _Reader:
             self.file.size += end - start
             if self.file.size > self.file_limit:
                 raise FileTooLarge(f"{self.file.filename} is larger than {self.file_limit >> 20:,} MiB, the most a "
-                                   "file may be (TEMPER_MAX_FILE_MB).", param="files")
+                                   "file may be (TEMPER_MAX_FILE_MB).", param="files",
+                                   params={"name": self.file.filename, "max_mb": self.file_limit >> 20})
             self.pending.append((self.file, data[start:end]))
         elif self.text is not None:
             if len(self.text) + end - start > FIELD_LIMIT:
                 raise InvalidRequest(f"The field '{self.field}' is larger than {FIELD_LIMIT // 1024} KiB.",
-                                     param=self.field)
+                                     param=self.field, code="field_too_large",
+                                     params={"field": self.field, "max_kib": FIELD_LIMIT // 1024})
             self.text += data[start:end]
 
     def part_end(self) -> None:
@@ -165,7 +170,7 @@ async def read_form(request: Request, staging: Path, *, file_limit: int) -> Form
     ``Form.discard``); nothing is left behind when this raises."""
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data" or not params.get(b"boundary"):
-        raise InvalidRequest("Send the files as multipart/form-data.", param="files")
+        raise InvalidRequest("Send the files as multipart/form-data.", param="files", code="not_multipart")
     reader = _Reader(staging, file_limit)
     parser = MultipartParser(params[b"boundary"], reader.callbacks())
     try:
@@ -176,13 +181,14 @@ async def read_form(request: Request, staging: Path, *, file_limit: int) -> Form
         parser.finalize()
         await anyio.to_thread.run_sync(reader.flush)
         if any(f.handle is not None for f in reader.form.files):
-            raise InvalidRequest("The upload ended in the middle of a file.", param="files")
+            raise InvalidRequest("The upload ended in the middle of a file.", param="files", code="upload_truncated")
     except ClientDisconnect:
         reader.form.discard()
         raise InvalidRequest("The upload was interrupted: the client went away.", code="upload_interrupted") from None
     except FormParserError as e:
         reader.form.discard()
-        raise InvalidRequest(f"The upload is not valid multipart/form-data ({e}).", param="files") from None
+        raise InvalidRequest(f"The upload is not valid multipart/form-data ({e}).", param="files",
+                             code="invalid_multipart") from None
     except BaseException:
         reader.form.discard()
         raise

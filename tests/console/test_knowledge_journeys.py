@@ -297,10 +297,13 @@ def test_settings_and_database_sources(lang: str, open_console: Callable[[str], 
     # An invalid value: the API refuses it, and its message shows next to the form, on the field it names
     refused = console_server.api("PATCH", kb_path, json={"config": {"retrieval": {**config["retrieval"], "top_k": 500}}})
     assert refused.status_code == 400 and refused.json()["error"]["param"] == "config.retrieval.top_k", refused.text
+    assert refused.json()["error"]["code"] == "invalid_value" and refused.json()["error"]["params"] == {
+        "param": "config.retrieval.top_k", "reason": "less_than_equal", "le": 100}
     admin.expected_statuses.add(400)
     page.fill("[data-test=set-top-k]", "500")
     page.click("[data-test=settings-save]")
-    expect(page.locator("[data-test=settings-error] .alert")).to_have_text(refused.json()["error"]["message"])
+    expect(page.locator("[data-test=settings-error] .alert")).to_have_text(  # worded in the console's language
+        {"en": "“config.retrieval.top_k” must be at most 100.", "zh": "“config.retrieval.top_k” 不能大于 100。"}[lang])
     expect(page.locator("[data-test=set-top-k]")).to_have_class(re.compile("invalid"))
     admin.shot("knowledge-settings-invalid")
     assert console_server.api("GET", kb_path).json()["config"]["retrieval"]["top_k"] == 3

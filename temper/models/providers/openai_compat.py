@@ -65,7 +65,8 @@ class _Pool:
         except TimeoutError as e:
             raise UpstreamTimeout(f"connecting to {t.host}:{t.port} timed out") from e
         except OSError as e:
-            raise UpstreamError(f"cannot connect to {t.host}:{t.port}: {e.strerror or e}") from e
+            raise UpstreamError(f"cannot connect to {t.host}:{t.port}: {e.strerror or e}",
+                                code="upstream_unreachable") from e
         sock = w.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

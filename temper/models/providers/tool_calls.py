@@ -33,19 +33,22 @@ def validate_tools(tools: Any, tool_choice: Any) -> tuple[list[dict], str | None
     """
     if tools is None:
         if tool_choice not in (None, "none"):
-            raise InvalidRequest("'tool_choice' requires 'tools'", param="tool_choice")
+            raise InvalidRequest("'tool_choice' requires 'tools'", param="tool_choice",
+                                 code="tool_choice_without_tools")
         return [], None
     if not isinstance(tools, list):
-        raise InvalidRequest("'tools' must be an array", param="tools")
+        raise InvalidRequest("'tools' must be an array", param="tools", code="invalid_type")
     functions = []
     for i, tool in enumerate(tools):
         fn = tool.get("function") if isinstance(tool, dict) else None
         if not isinstance(tool, dict) or tool.get("type", "function") != "function" or not isinstance(fn, dict) \
                 or not isinstance(fn.get("name"), str) or not fn["name"]:
-            raise InvalidRequest(f"tools[{i}] must be a function tool with a name", param=f"tools[{i}]")
+            raise InvalidRequest(f"tools[{i}] must be a function tool with a name", param=f"tools[{i}]",
+                                 code="invalid_tool")
         params = fn.get("parameters")
         if params is not None and not isinstance(params, dict):
-            raise InvalidRequest(f"tools[{i}].function.parameters must be an object", param=f"tools[{i}]")
+            raise InvalidRequest(f"tools[{i}].function.parameters must be an object", param=f"tools[{i}]",
+                                 code="invalid_type")
         functions.append(fn)
     if not functions or tool_choice == "none":
         return functions, None
@@ -53,9 +56,11 @@ def validate_tools(tools: Any, tool_choice: Any) -> tuple[list[dict], str | None
         return functions, tool_choice or "auto"
     name = tool_choice.get("function", {}).get("name") if isinstance(tool_choice, dict) else None
     if not isinstance(name, str):
-        raise InvalidRequest("'tool_choice' must be 'none', 'auto', 'required' or a function", param="tool_choice")
+        raise InvalidRequest("'tool_choice' must be 'none', 'auto', 'required' or a function", param="tool_choice",
+                             code="invalid_tool_choice")
     if name not in {fn["name"] for fn in functions}:
-        raise InvalidRequest(f"tool_choice names unknown function {name!r}", param="tool_choice")
+        raise InvalidRequest(f"tool_choice names unknown function {name!r}", param="tool_choice",
+                             code="unknown_tool", params={"name": name})
     return functions, name
 
 
@@ -105,7 +110,8 @@ def tool_call_grammar(functions: list[dict], mode: str) -> str | None:
     try:
         body = json_schema_to_gbnf(json.dumps(schema), prop_order=["name", "arguments"])
     except Exception as exc:  # the converter raises assorted errors on bad schemas
-        raise InvalidRequest(f"invalid function parameters schema: {exc}", param="tools") from exc
+        raise InvalidRequest(f"invalid function parameters schema: {exc}", param="tools",
+                             code="invalid_json_schema") from exc
     body = re.sub(r"^root ::=", "call ::=", body, count=1, flags=re.MULTILINE)
     return f'root ::= "{TOOL_OPEN}\\n" call "\\n{TOOL_CLOSE}"\n{body}'
 
@@ -153,11 +159,11 @@ def prepare_messages(messages: Any, *, tool_role: bool, tools_prompt: str | None
     alternating roles). ``tools_prompt`` is appended to the system message.
     """
     if not isinstance(messages, list) or not messages:
-        raise InvalidRequest("'messages' must be a non-empty array", param="messages")
+        raise InvalidRequest("'messages' must be a non-empty array", param="messages", code="empty_array")
     out: list[dict] = []
     for i, msg in enumerate(messages):
         if not isinstance(msg, dict):
-            raise InvalidRequest(f"messages[{i}] must be an object", param=f"messages[{i}]")
+            raise InvalidRequest(f"messages[{i}] must be an object", param=f"messages[{i}]", code="invalid_type")
         role = msg.get("role")
         content = _text(msg.get("content"), i)
         if role == "developer":
@@ -167,7 +173,8 @@ def prepare_messages(messages: Any, *, tool_role: bool, tools_prompt: str | None
         elif role == "tool" and not tool_role:
             role, content = "user", f"<tool_response>\n{content}\n</tool_response>"
         elif role not in ("system", "user", "assistant", "tool"):
-            raise InvalidRequest(f"messages[{i}].role {role!r} is not supported", param=f"messages[{i}].role")
+            raise InvalidRequest(f"messages[{i}].role {role!r} is not supported", param=f"messages[{i}].role",
+                                 code="unsupported_role", params={"role": role})
         if role == "user" and out and out[-1]["role"] == "user" and content.startswith("<tool_response>"):
             out[-1]["content"] += "\n" + content
             continue
@@ -189,16 +196,18 @@ def _text(content: Any, i: int) -> str:
             if not isinstance(part, dict) or part.get("type") not in ("text", "refusal") \
                     or not isinstance(part.get(part["type"]), str):
                 raise InvalidRequest(f"messages[{i}].content: only text parts are supported",
-                                     param=f"messages[{i}].content")
+                                     param=f"messages[{i}].content", code="text_only")
             parts.append(part[part["type"]])
         return "".join(parts)
-    raise InvalidRequest(f"messages[{i}].content must be a string or an array", param=f"messages[{i}].content")
+    raise InvalidRequest(f"messages[{i}].content must be a string or an array", param=f"messages[{i}].content",
+                         code="invalid_type")
 
 
 def _call_text(tool_call: Any, i: int) -> str:
     fn = tool_call.get("function") if isinstance(tool_call, dict) else None
     if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
-        raise InvalidRequest(f"messages[{i}].tool_calls is malformed", param=f"messages[{i}].tool_calls")
+        raise InvalidRequest(f"messages[{i}].tool_calls is malformed", param=f"messages[{i}].tool_calls",
+                             code="invalid_value")
     args = fn.get("arguments") or "{}"
     try:
         args = json.loads(args) if isinstance(args, str) else args

@@ -13,7 +13,8 @@ LANGS = ("zh", "en")
 
 def _check_lang(lang: str) -> None:
     if lang not in LANGS:
-        raise InvalidRequest(f"lang must be one of {', '.join(LANGS)}, not {lang!r}.", param="lang")
+        raise InvalidRequest(f"lang must be one of {', '.join(LANGS)}, not {lang!r}.", param="lang",
+                             code="not_one_of", params={"allowed": ", ".join(LANGS)})
 
 
 def _entry(t: dict[str, Any], lang: str) -> dict[str, Any]:
@@ -38,7 +39,7 @@ def get_template(template_id: str, lang: str) -> dict[str, Any]:
         if t["id"] == template_id:
             return _entry(t, lang)
     raise NotFound(f"No starter template {template_id!r}; there are {', '.join(t['id'] for t in TEMPLATES)}.",
-                   param="template_id", code="template_not_found")
+                   param="template_id", code="template_not_found", params={"template_id": template_id})
 
 
 def create_from_template(db: str, template_id: str, lang: str, name: str | None = None,

@@ -88,7 +88,7 @@ def check_name(name: str) -> None:
     if not _NAME_RE.fullmatch(name) or name in RESERVED_NAMES:
         raise InvalidRequest(f"Invalid prompt name {name!r}: use 1-100 letters (any script), digits, '_', '.' "
                              f"or '-', starting with a letter or digit; {' and '.join(RESERVED_NAMES)} "
-                             "are reserved.", param="name", code="invalid_name")
+                             "are reserved.", param="name", code="invalid_name", params={"name": name})
 
 
 def check_label(label: str) -> None:
@@ -97,7 +97,7 @@ def check_label(label: str) -> None:
                              param="label", code="reserved_label")
     if not _LABEL_RE.fullmatch(label):
         raise InvalidRequest(f"Invalid label {label!r}: use 1-50 of a-z, 0-9, '_' and '-'.", param="label",
-                             code="invalid_label")
+                             code="invalid_label", params={"label": label})
 
 
 def variables_of(template: Template) -> list[str]:
@@ -110,23 +110,27 @@ def _template(type_: str | None, template: Any) -> tuple[str, Template]:
     """A checked ``(type, template)``; the type follows from the template when not given."""
     type_ = type_ or ("text" if isinstance(template, str) else "chat")
     if type_ not in TYPES:
-        raise InvalidRequest(f"type must be one of {', '.join(TYPES)}, not {type_!r}.", param="type")
+        raise InvalidRequest(f"type must be one of {', '.join(TYPES)}, not {type_!r}.", param="type",
+                             code="not_one_of", params={"allowed": ", ".join(TYPES)})
     if type_ == "text":
         if not isinstance(template, str) or not template.strip():
-            raise InvalidRequest("A text prompt's template must be a non-empty string.", param="template")
+            raise InvalidRequest("A text prompt's template must be a non-empty string.", param="template",
+                                 code="empty_template")
         return type_, template
     if not isinstance(template, list) or not template:
         raise InvalidRequest("A chat prompt's template must be a non-empty list of {role, content} messages.",
-                             param="template")
+                             param="template", code="invalid_chat_template")
     for i, m in enumerate(template):
         if not isinstance(m, dict) or set(m) != {"role", "content"} or not isinstance(m["content"], str):
             raise InvalidRequest(f"Message {i} must be an object with exactly 'role' and 'content' (a string).",
-                                 param=f"template.{i}")
+                                 param=f"template.{i}", code="invalid_message", params={"index": i})
         if m["role"] not in ROLES:
             raise InvalidRequest(f"Message {i} has role {m['role']!r}; use one of {', '.join(ROLES)}.",
-                                 param=f"template.{i}.role")
+                                 param=f"template.{i}.role", code="invalid_message_role",
+                                 params={"index": i, "role": m["role"], "allowed": ", ".join(ROLES)})
     if not any(m["content"].strip() for m in template):
-        raise InvalidRequest("A chat prompt needs at least one message with content.", param="template")
+        raise InvalidRequest("A chat prompt needs at least one message with content.", param="template",
+                             code="empty_chat_template")
     return type_, [{"role": m["role"], "content": m["content"]} for m in template]
 
 
@@ -138,7 +142,9 @@ def _number(cfg: dict, key: str, low: float, high: float | None, integer: bool =
     if not ok or value < low or (high is not None and value > high):
         bound = f"between {low} and {high}" if high is not None else f"at least {low}"
         raise InvalidRequest(f"model_config.{key} must be {'an integer' if integer else 'a number'} {bound}.",
-                             param=f"model_config.{key}")
+                             param=f"model_config.{key}",
+                             code="integer_out_of_range" if integer else "number_out_of_range",
+                             params={"min": low, "max": high})
 
 
 def _model_config(cfg: Any) -> dict[str, Any]:
@@ -146,9 +152,10 @@ def _model_config(cfg: Any) -> dict[str, Any]:
     if cfg is None:
         return {}
     if not isinstance(cfg, dict):
-        raise InvalidRequest("model_config must be an object.", param="model_config")
+        raise InvalidRequest("model_config must be an object.", param="model_config", code="invalid_type")
     if "model" in cfg and (not isinstance(cfg["model"], str) or not cfg["model"]):
-        raise InvalidRequest("model_config.model must be a model id or alias.", param="model_config.model")
+        raise InvalidRequest("model_config.model must be a model id or alias.", param="model_config.model",
+                             code="invalid_type")
     _number(cfg, "temperature", 0, 2)
     _number(cfg, "top_p", 0, 1)
     _number(cfg, "max_tokens", 1, None, integer=True)
@@ -159,7 +166,7 @@ def _tags(tags: Any) -> list[str]:
     if tags is None:
         return []
     if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags):
-        raise InvalidRequest("tags must be a list of non-empty strings.", param="tags")
+        raise InvalidRequest("tags must be a list of non-empty strings.", param="tags", code="invalid_tags")
     return list(dict.fromkeys(tags))
 
 
@@ -181,7 +188,7 @@ def _labels(s: Session, prompt_id: str) -> dict[str, int]:
 def _version_row(s: Session, prompt: Prompt, version: int | None = None, label: str | None = None) -> PromptVersion:
     """A version by number, by label (``latest`` included), or the newest when neither is given."""
     if version is not None and label is not None:
-        raise InvalidRequest("Give a version or a label, not both.", param="label")
+        raise InvalidRequest("Give a version or a label, not both.", param="label", code="version_and_label")
     if label is not None and label != LATEST:
         version = s.scalar(select(PromptLabel.version).where(PromptLabel.prompt_id == prompt.id,
                                                              PromptLabel.label == label))
@@ -388,7 +395,9 @@ def render(version: Version, variables: dict[str, Any]) -> dict[str, Any]:
     if missing:
         raise InvalidRequest(f"Missing variables for {version.prompt!r} v{version.version}: {', '.join(missing)} "
                              f"(the template uses {', '.join(version.variables)}).", param="variables",
-                             code="missing_variables")
+                             code="missing_variables",
+                             params={"prompt": version.prompt, "version": version.version,
+                                     "missing": ", ".join(missing)})
 
     def fill(text: str) -> str:
         return _VAR_RE.sub(lambda m: _text(variables[m[1]]) if m[1] in variables else m[0], text)

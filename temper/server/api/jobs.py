@@ -61,7 +61,7 @@ def submit(body: JobIn, key: KeyInfo = Depends(admin), rt: Runtime = Depends(run
     kind = runner.kinds.get(body.kind)
     if kind is None:
         raise NotFound(f"No job kind {body.kind!r}; GET /api/v1/jobs/kinds lists them.", param="kind",
-                       code="job_kind_not_found")
+                       code="job_kind_not_found", params={"kind": body.kind})
     job = jobs.submit(rt.db, kind.name, {**body.spec, "key_id": key.id}, workspace_id=key.workspace_id,
                       resource_id=body.resource_id, unit=kind.unit)
     runner.wake()

@@ -181,10 +181,10 @@ async def upload(kb_id: str, request: Request, who: Caller = Depends(metered_adm
         except orjson.JSONDecodeError:
             meta = None
         if not isinstance(meta, dict):
-            raise InvalidRequest("'metadata' must be a JSON object.", param="metadata")
+            raise InvalidRequest("'metadata' must be a JSON object.", param="metadata", code="invalid_metadata")
         files = [f for f in form.files if f.field == "files"]
         if not files:
-            raise InvalidRequest("Send one or more files in the 'files' field.", param="files")
+            raise InvalidRequest("Send one or more files in the 'files' field.", param="files", code="no_files")
         uploads = [Upload(f.filename, f.path, f.size, f.sha256, f.media_type) for f in files if f.path is not None]
         return await run_in_threadpool(service.add_files, kb_id, uploads, metadata=meta,
                                        workspace_id=who.workspace_id, caller=who)

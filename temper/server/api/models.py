@@ -184,7 +184,7 @@ async def check_model(model_id: str, rt: Runtime = Depends(runtime)) -> dict:
 def get_model(model_id: str, rt: Runtime = Depends(runtime), key: KeyInfo = Depends(caller)) -> dict:
     entry = rt.catalog.get(model_id)
     if not _visible(key, entry):
-        raise ModelNotFound(f"model {model_id!r} not found", param="model")
+        raise ModelNotFound(f"model {model_id!r} not found", param="model", params={"model": model_id})
     return _shown(entry, key, health_by_model(rt.db))
 
 

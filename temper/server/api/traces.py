@@ -183,7 +183,8 @@ def scores(rt: Runtime = Depends(runtime), key: KeyInfo = Depends(caller), trace
     if trace_id:
         _visible(rt, key, trace_id)
     elif not key.is_admin:
-        raise InvalidRequest("Give the trace_id whose scores you want.", param="trace_id")
+        raise InvalidRequest("Give the trace_id whose scores you want.", param="trace_id",
+                             code="missing_required_parameter")
     return {"object": "list", "data": list_scores(rt.db, workspace_id=key.workspace_id, trace_id=trace_id,
                                                   name=name, limit=limit)}
 

@@ -46,7 +46,8 @@ def _stop(req: dict) -> None:
     stop = _field(req, "stop", (str, list))
     if isinstance(stop, list):
         if len(stop) > 4 or not all(isinstance(s, str) for s in stop):
-            raise InvalidRequest("'stop' must be a string or an array of at most 4 strings.", param="stop")
+            raise InvalidRequest("'stop' must be a string or an array of at most 4 strings.", param="stop",
+                                 code="invalid_stop")
 
 
 def _common(req: dict, context_length: int | None) -> tuple[bool, bool]:
@@ -55,7 +56,7 @@ def _common(req: dict, context_length: int | None) -> tuple[bool, bool]:
     opts = _field(req, "stream_options", dict)
     if opts is not None and not stream:
         raise InvalidRequest("The 'stream_options' parameter is only allowed when 'stream' is enabled.",
-                             param="stream_options")
+                             param="stream_options", code="stream_options_without_stream")
     include_usage = bool(opts and opts.get("include_usage"))
     _range(req, "temperature", 0, 2)
     _range(req, "top_p", 0, 1)
@@ -94,7 +95,8 @@ def _content(m: dict, i: int) -> None:
             raise InvalidRequest(f"Invalid '{param}[{j}]': expected an object with a 'type'.",
                                  param=f"{param}[{j}]", code="invalid_type")
         if part["type"] == "text" and not isinstance(part.get("text"), str):
-            raise InvalidRequest(f"Missing required parameter: '{param}[{j}].text'.", param=f"{param}[{j}].text")
+            raise InvalidRequest(f"Missing required parameter: '{param}[{j}].text'.", param=f"{param}[{j}].text",
+                                 code="missing_required_parameter")
 
 
 def _messages(req: dict) -> None:
@@ -145,7 +147,8 @@ def _tools(req: dict) -> None:
             raise InvalidRequest(f"Invalid 'tool_choice': function {name!r} is not in 'tools'.",
                                  param="tool_choice", code="invalid_value")
     if choice is not None and not tools and choice != "none":
-        raise InvalidRequest("'tool_choice' is only allowed when 'tools' are specified.", param="tool_choice")
+        raise InvalidRequest("'tool_choice' is only allowed when 'tools' are specified.", param="tool_choice",
+                             code="tool_choice_without_tools")
     _field(req, "parallel_tool_calls", bool)
 
 
@@ -173,7 +176,8 @@ def check_chat(req: dict, context_length: int | None) -> tuple[bool, bool]:
     _tools(req)
     _response_format(req)
     if _field(req, "logprobs", bool) is not True and req.get("top_logprobs") is not None:
-        raise InvalidRequest("'top_logprobs' requires 'logprobs' to be true.", param="top_logprobs")
+        raise InvalidRequest("'top_logprobs' requires 'logprobs' to be true.", param="top_logprobs",
+                             code="top_logprobs_without_logprobs")
     _range(req, "top_logprobs", 0, 20, int)
     return stream, include_usage
 

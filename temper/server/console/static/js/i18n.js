@@ -40,7 +40,10 @@ export function t(key, params) {
  * locale files do not know.
  */
 export function errorText(code, params, fallback) {
-  for (const key of code ? [`errors.${code}`, `errors.${code}_plain`] : []) {
+  // most specific first: the code with the reason it gives (a validation error's "less_than_equal"), the code
+  // with its params, then the code alone
+  const reason = params && params.reason ? [`errors.${code}_${params.reason}`] : [];
+  for (const key of code ? [...reason, `errors.${code}`, `errors.${code}_plain`] : []) {
     const s = (dicts[lang] && dicts[lang][key]) ?? (dicts.en && dicts.en[key]);
     if (s === undefined) continue;
     const names = [...s.matchAll(/\{(\w+)\}/g)].map((m) => m[1]);

@@ -129,17 +129,9 @@ function databaseDialog(kb, onSource) {
   formDialog({
     title: t("kb.add_database_title"), form, submitLabel: t("kb.add"), test: "add-database-submit",
     submit: async (v) => {
-      let res;
-      try {
-        res = await post(`${kbPath(kb)}/sources`, { name: v.name, url: v.url, query: v.query, key_column: v.key_column,
-          title_column: v.title_column ?? null, group_by: v.group_by ?? null });
-      } catch (e) {
-        if (e.code === "invalid_source") {
-          const shown = new Error(t("kb.db_invalid", { message: e.message }));
-          throw Object.assign(shown, { status: e.status, code: e.code, param: e.param });
-        }
-        throw e;
-      }
+      // a refused source reads errors.invalid_source: "This database source cannot be used: <the server's reason>"
+      const res = await post(`${kbPath(kb)}/sources`, { name: v.name, url: v.url, query: v.query,
+        key_column: v.key_column, title_column: v.title_column ?? null, group_by: v.group_by ?? null });
       onSource(res);
     },
   });
