@@ -152,6 +152,18 @@ def upstream2() -> Iterator[Upstream]:
     up.close()
 
 
+# The server environment for the listed upstream: a variable holding the key it wants, and one holding another
+UPSTREAM_KEYS = {"UP_GOOD_KEY": "sk-upstream-good", "UP_WRONG_KEY": "sk-upstream-wrong"}
+
+
+@pytest.fixture(scope="session")
+def listed() -> Iterator[Upstream]:
+    """An upstream with a model list ("vendor-a") that wants the key in ``UPSTREAM_KEYS["UP_GOOD_KEY"]``."""
+    up = Upstream("listed", models=["vendor-a"], key=UPSTREAM_KEYS["UP_GOOD_KEY"])
+    yield up
+    up.close()
+
+
 @pytest.fixture(scope="session")
 def postgres_dsn() -> Iterator[str]:
     """A real PostgreSQL (with pgvector) for the tests that ask for it: its libpq URL.

@@ -9,12 +9,11 @@ from collections.abc import Callable, Iterator
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import Server, free_port, start_server, stop_server
+from tests.conftest import UPSTREAM_KEYS, Server, free_port, start_server, stop_server
 from tests.console.browser import Console
 from tests.upstream import Upstream
 
 pytestmark = pytest.mark.browser
-GOOD = "sk-upstream-good"
 TEXT = {
     "en": {"bad_key": "rejected the API key (HTTP 401)", "ok": "Connected in", "no_price": "No price set",
            "free": "Free", "reachable": "Reachable", "unreachable": "Unreachable", "cannot_reach": "Cannot reach",
@@ -26,16 +25,8 @@ TEXT = {
 
 
 @pytest.fixture(scope="module")
-def listed() -> Iterator[Upstream]:
-    up = Upstream("listed", models=["vendor-a"], key=GOOD)
-    yield up
-    up.close()
-
-
-@pytest.fixture(scope="module")
 def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    s = start_server(tmp_path_factory.mktemp("models-admin-console"),
-                     {"UP_GOOD_KEY": GOOD, "UP_WRONG_KEY": "sk-upstream-wrong"})
+    s = start_server(tmp_path_factory.mktemp("models-admin-console"), UPSTREAM_KEYS)
     yield s
     stop_server(s)
 

@@ -9,18 +9,10 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import Server, free_port, start_server, stop_server
+from tests.conftest import UPSTREAM_KEYS, Server, free_port, start_server, stop_server
 from tests.upstream import Upstream
 
-GOOD, WRONG = "sk-upstream-good", "sk-upstream-wrong"
-
-
-@pytest.fixture(scope="module")
-def listed() -> Iterator[Upstream]:
-    """An upstream with a model list that wants a key."""
-    up = Upstream("listed", models=["vendor-a"], key=GOOD)
-    yield up
-    up.close()
+GOOD = UPSTREAM_KEYS["UP_GOOD_KEY"]
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +25,7 @@ def plain() -> Iterator[Upstream]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    s = start_server(tmp_path_factory.mktemp("model-admin"), {"UP_GOOD_KEY": GOOD, "UP_WRONG_KEY": WRONG})
+    s = start_server(tmp_path_factory.mktemp("model-admin"), UPSTREAM_KEYS)
     yield s
     stop_server(s)
 
