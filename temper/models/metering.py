@@ -150,10 +150,11 @@ class Meter:
     async def _take(self, kind: str, key_id: str, limit: int, amount: float) -> list[tuple[bytes, bytes]]:
         level, wait = await self.store.take(f"{kind}:{key_id}", limit, limit / 60, amount)
         if wait:
+            retry_after = max(1, math.ceil(wait))
             raise RateLimited(f"Rate limit reached for {kind}: limit {limit} per minute. "
                               f"Please try again in {wait:.2f}s.",
-                              params={"limit": limit, "kind": kind, "retry_after": max(1, math.ceil(wait))},
-                              headers={"retry-after": str(max(1, math.ceil(wait))),
+                              params={"limit": limit, "kind": kind, "retry_after": retry_after},
+                              headers={"retry-after": str(retry_after),
                                        f"x-ratelimit-limit-{kind}": str(limit),
                                        f"x-ratelimit-remaining-{kind}": "0",
                                        f"x-ratelimit-reset-{kind}": _reset(wait)})
