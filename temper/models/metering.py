@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import case, func, insert, select
+from sqlalchemy import insert, select
 
 from temper.auth.keys import ADMIN_KEY_ID, KeyInfo, add_tokens_used, tokens_used_by_key
 from temper.errors import QuotaExceeded, RateLimited
@@ -225,67 +225,6 @@ def _filtered(q, *, since: datetime | None, workspace_id: str | None, key_id: st
     if model:
         q = q.where(UsageRecord.model == model)
     return q
-
-
-def _totals() -> list:
-    return [func.count().label("requests"), func.sum(case((UsageRecord.status >= 400, 1), else_=0)).label("errors"),
-            func.sum(UsageRecord.prompt_tokens).label("prompt_tokens"),
-            func.sum(UsageRecord.completion_tokens).label("completion_tokens"),
-            func.sum(UsageRecord.cost).label("cost"), func.avg(_ok(UsageRecord.latency_ms)).label("avg_latency_ms")]
-
-
-def _ok(column):  # type: ignore[no-untyped-def]
-    """``column`` for successful requests, NULL for errors: latency is that of the successful ones
-    (temper.ops.analytics defines it)."""
-    return case((UsageRecord.status < 400, column))
-
-
-def _time_prefix(chars: int):  # type: ignore[no-untyped-def]
-    """The first ``chars`` of the stored timestamp ("2026-11-22 10:05..."): a bucket label on SQLite and
-    PostgreSQL alike."""
-    return func.substr(func.cast(UsageRecord.created_at, type_=UsageRecord.model.type), 1, chars)
-
-
-def usage_summary(db: str, *, group_by: str = "key", since: datetime | None = None,
-                  workspace_id: str | None = None, key_id: str | None = None, model: str | None = None) -> list[dict]:
-    """Totals per key, model or day: requests, errors, tokens, cost, mean and max latency."""
-    columns = {"key": UsageRecord.key_id, "model": UsageRecord.model, "day": _time_prefix(10)}
-    group = columns[group_by]
-    q = select(group.label("group"), *_totals(),
-               func.max(_ok(UsageRecord.latency_ms)).label("max_latency_ms")).group_by(group).order_by(group)
-    q = _filtered(q, since=since, workspace_id=workspace_id, key_id=key_id, model=model)
-    with session(db) as s:
-        return [dict(r._mapping) | {"total_tokens": (r.prompt_tokens or 0) + (r.completion_tokens or 0)}
-                for r in s.execute(q)]
-
-
-BUCKETS = {"minute": (16, timedelta(minutes=1), "%Y-%m-%d %H:%M"), "hour": (13, timedelta(hours=1), "%Y-%m-%d %H"),
-           "day": (10, timedelta(days=1), "%Y-%m-%d")}
-
-
-def usage_series(db: str, *, bucket: str = "hour", since: datetime, workspace_id: str | None = None,
-                 key_id: str | None = None, model: str | None = None) -> list[dict]:
-    """Totals per time bucket from ``since`` to now, empty buckets included (for charts)."""
-    chars, step, fmt = BUCKETS[bucket]
-    label = _time_prefix(chars)
-    q = _filtered(select(label.label("bucket"), *_totals(), func.avg(_ok(UsageRecord.ttft_ms)).label("avg_ttft_ms"))
-                  .group_by(label), since=since, workspace_id=workspace_id, key_id=key_id, model=model)
-    with session(db) as s:
-        found = {r.bucket: r for r in s.execute(q)}
-    start = datetime.strptime(since.astimezone(timezone.utc).strftime(fmt), fmt).replace(tzinfo=timezone.utc)
-    now = datetime.now(timezone.utc)
-    out = []
-    t = start
-    while t <= now:
-        r = found.get(t.strftime(fmt))
-        out.append({"t": iso_utc(t), "requests": r.requests if r else 0,
-                    "errors": r.errors or 0 if r else 0,
-                    "prompt_tokens": r.prompt_tokens or 0 if r else 0,
-                    "completion_tokens": r.completion_tokens or 0 if r else 0,
-                    "cost": r.cost or 0.0 if r else 0.0,
-                    "avg_latency_ms": r.avg_latency_ms if r else None, "avg_ttft_ms": r.avg_ttft_ms if r else None})
-        t += step
-    return out
 
 
 def usage_records(db: str, *, limit: int = 100, after: int | None = None,

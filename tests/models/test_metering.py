@@ -9,7 +9,8 @@ import pytest
 from temper.auth.keys import create_key, get_key
 from temper.errors import QuotaExceeded, RateLimited
 from temper.models.limits import MemoryLimitStore
-from temper.models.metering import Meter, UsageWriter, usage_row, usage_summary
+from temper.models.metering import Meter, UsageWriter, usage_row
+from temper.ops.analytics import CallFilter, stats
 from temper.models.provider import Usage
 from temper.store.db import migrate
 
@@ -91,5 +92,6 @@ def test_usage_writer_keeps_rows_when_a_write_fails(tmp_path: Path) -> None:
         writer.record(_row(key.id, n))
     assert writer.flush() == 5 and writer.pending == []
     assert get_key(db, key.id).tokens_used == 35
-    (total,) = usage_summary(db, group_by="key")
-    assert total["requests"] == 5 and total["total_tokens"] == 35 and total["cost"] == pytest.approx(2.5)
+    (total,) = stats(db, CallFilter(), group_by="key")["groups"]
+    assert total["requests"] == 5 and total["input_tokens"] + total["output_tokens"] == 35
+    assert total["cost"] == pytest.approx(2.5)

@@ -25,7 +25,7 @@ from temper.auth.sessions import create_session, find_session
 from temper.errors import Conflict, InvalidRequest, NotFound
 from temper.jobs import store as jobs
 from temper.models.catalog import Catalog, ModelEntry, add_model, remove_model, stored_entries
-from temper.models.metering import UsageWriter, usage_records, usage_row, usage_series, usage_summary
+from temper.models.metering import UsageWriter, usage_records, usage_row
 from temper.models.provider import Deployment
 from temper.ops import tracing
 from temper.ops.analytics import CallFilter, stats
@@ -351,24 +351,28 @@ def test_usage_is_written_and_summarised_per_key_model_and_time(db: str) -> None
     assert tokens_used_by_key(db)[key.id] == 3_000_000_104 and get_key(db, key.id).tokens_used == 3_000_000_104
 
     since = now - timedelta(days=1)
-    by_model = {r["group"]: r for r in usage_summary(db, group_by="model", since=since, key_id=key.id)}
-    assert (by_model["small"]["requests"], by_model["small"]["prompt_tokens"], by_model["small"]["errors"]) == (3, 60, 0)
+    def groups(group_by: str, since: datetime | None = None) -> list[dict]:
+        return stats(db, CallFilter(key_id=key.id, since=since), group_by=group_by)["groups"]
+
+    by_model = {r["group"]: r for r in groups("model", since)}
+    assert (by_model["small"]["requests"], by_model["small"]["input_tokens"], by_model["small"]["errors"]) == (3, 60, 0)
     # latency is that of the successful requests: "big" only failed (temper.ops.analytics defines it)
-    assert (by_model["big"]["errors"], by_model["big"]["max_latency_ms"], by_model["big"]["total_tokens"]) == (1, None, 41)
-    assert by_model["small"]["max_latency_ms"] == 300
-    by_day = usage_summary(db, group_by="day", key_id=key.id)
+    big = by_model["big"]
+    assert (big["errors"], big["max_ms"], big["input_tokens"] + big["output_tokens"]) == (1, None, 41)
+    assert by_model["small"]["max_ms"] == 300
+    by_day = groups("day")
     assert {r["group"] for r in by_day} == {(now - timedelta(days=3)).strftime("%Y-%m-%d"),
                                             *(t.strftime("%Y-%m-%d") for t in stamps)}
     assert sum(r["requests"] for r in by_day) == 6
 
-    hours = usage_series(db, bucket="hour", since=now - timedelta(hours=3), key_id=key.id)
+    hours = stats(db, CallFilter(key_id=key.id, since=now - timedelta(hours=3)), bucket="hour")["series"]
     counted = {p["t"]: p["requests"] for p in hours if p["requests"]}
     two_ago = (now - timedelta(hours=2)).strftime("%Y-%m-%dT%H:00:00Z")
     assert counted[two_ago] == 2 and sum(counted.values()) == 4
-    minutes = {p["t"]: p for p in usage_series(db, bucket="minute", since=now - timedelta(minutes=5),
-                                               key_id=key.id, model="small")}
+    minutes = {p["t"]: p for p in stats(db, CallFilter(key_id=key.id, model="small",
+                                                       since=now - timedelta(minutes=5)), bucket="minute")["series"]}
     one_ago = minutes[(now - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:00Z")]
-    assert (one_ago["requests"], one_ago["avg_latency_ms"], one_ago["avg_ttft_ms"]) == (1, 300, 5)
+    assert (one_ago["requests"], one_ago["avg_ms"], one_ago["ttft_avg_ms"]) == (1, 300, 5)
     assert sum(p["requests"] for p in minutes.values()) == 1
 
     records = usage_records(db, key_id=key.id, limit=3)
